@@ -1,0 +1,66 @@
+"""The application factory: gunicorn serves `backend:create_app()`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import swagger_ui_bundle
+from flask import Flask, send_from_directory
+
+from backend import auth
+from backend import models as _models  # noqa: F401  (registers the tables for Flask-Migrate)
+from backend.extensions import api, db, migrate
+from backend.resources import BLUEPRINTS
+from backend.settings import Settings, sqlalchemy_url
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+API_PREFIX = "/lm"
+SWAGGER_UI_STATIC = f"{API_PREFIX}/docs/static/"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the API for one deployment; settings default to the LM_* environment."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        LM_SETTINGS=settings,
+        SQLALCHEMY_DATABASE_URI=sqlalchemy_url(settings.database_url),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        API_TITLE="License Manager for Slurm",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_STATIC,
+        OPENAPI_SWAGGER_UI_CONFIG={"persistAuthorization": True},
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Configurations, license servers, products, features, jobs and "
+                "bookings of the License Manager for Slurm. Every endpoint but health needs a "
+                "bearer token (Authorize button); each names the permission it requires."
+            },
+        },
+        # Lists are paged by flask-smorest; keep the defaults explicit for clients.
+        JSON_SORT_KEYS=False,
+    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    api.init_app(app)
+    auth.init_app(app, api)
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")
+    _register_swagger_ui_files(app)
+    return app
+
+
+def _register_swagger_ui_files(app: Flask) -> None:
+    """Serve Swagger UI's JS/CSS from the installed bundle: clusters are often air-gapped."""
+    root = swagger_ui_bundle.swagger_ui_path
+
+    @app.get(f"{SWAGGER_UI_STATIC}<path:filename>")
+    def swagger_ui_static(filename: str):
+        return send_from_directory(root, filename)

@@ -1,0 +1,199 @@
+"""Database tables. The schema itself only changes through Flask-Migrate migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.extensions import db
+
+SERVER_TYPES = ("flexlm", "rlm", "lsdyna", "lmx", "olicense", "dsls")
+REPORT_STATUSES = ("ok", "unreachable")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Configuration(db.Model):
+    """A license pool description of one cluster: server type, grace time, servers, features."""
+
+    __tablename__ = "configurations"
+    __table_args__ = (
+        UniqueConstraint("cluster_client_id", "name"),
+        CheckConstraint("grace_time >= 0", name="grace_time_not_negative"),
+        CheckConstraint(
+            "type IN ({})".format(", ".join(f"'{t}'" for t in SERVER_TYPES)), name="known_type"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    cluster_client_id: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    grace_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    type: Mapped[str] = mapped_column(String(16), nullable=False)
+
+    license_servers: Mapped[list[LicenseServer]] = relationship(
+        back_populates="configuration",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="LicenseServer.id",
+    )
+    features: Mapped[list[Feature]] = relationship(
+        back_populates="configuration",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Feature.id",
+    )
+
+
+class LicenseServer(db.Model):
+    """One license server (host:port); several in a configuration are mirrors of one another."""
+
+    __tablename__ = "license_servers"
+    __table_args__ = (
+        UniqueConstraint("config_id", "host", "port"),
+        CheckConstraint("port BETWEEN 1 AND 65535", name="port_range"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config_id: Mapped[int] = mapped_column(
+        ForeignKey("configurations.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    port: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    configuration: Mapped[Configuration] = relationship(back_populates="license_servers")
+
+
+class Product(db.Model):
+    """A licensed product (abaqus, ansys, ...); features of many configurations refer to it."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+
+    features: Mapped[list[Feature]] = relationship(back_populates="product")
+
+
+class Feature(db.Model):
+    """One product.feature of a configuration, with the last usage the agent reported."""
+
+    __tablename__ = "features"
+    __table_args__ = (
+        UniqueConstraint("config_id", "product_id", "name"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("total >= 0", name="total_not_negative"),
+        CheckConstraint("used >= 0", name="used_not_negative"),
+        CheckConstraint(
+            "report_status IS NULL OR report_status IN ({})".format(
+                ", ".join(f"'{s}'" for s in REPORT_STATUSES)
+            ),
+            name="known_report_status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    config_id: Mapped[int] = mapped_column(
+        ForeignKey("configurations.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    reserved: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    used: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    report_status: Mapped[str | None] = mapped_column(String(16))
+
+    product: Mapped[Product] = relationship(back_populates="features")
+    configuration: Mapped[Configuration] = relationship(back_populates="features")
+    bookings: Mapped[list[Booking]] = relationship(
+        back_populates="feature", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Job(db.Model):
+    """A Slurm job of one cluster that holds (or held) bookings."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("cluster_client_id", "slurm_job_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slurm_job_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    cluster_client_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    username: Mapped[str] = mapped_column(String(255), nullable=False)
+    lead_host: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+
+    bookings: Mapped[list[Booking]] = relationship(
+        back_populates="job",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Booking.id",
+    )
+
+
+class Booking(db.Model):
+    """Licenses of one feature set aside for a job until it checks them out or ends."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    feature_id: Mapped[int] = mapped_column(
+        ForeignKey("features.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    quantity: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+
+    job: Mapped[Job] = relationship(back_populates="bookings")
+    feature: Mapped[Feature] = relationship(back_populates="bookings")
+
+
+class OAuthClient(db.Model):
+    """An OAuth2 client of the built-in issuer (a cluster agent, an admin, the CLI)."""
+
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    secret_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    permissions: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
+
+
+class SigningKey(db.Model):
+    """The built-in issuer's private key, shared by every API process on this database."""
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    private_pem: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )

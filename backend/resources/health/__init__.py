@@ -1,0 +1,29 @@
+"""GET /lm/health: liveness and database status, the one endpoint that needs no token."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+from sqlalchemy import text
+
+from backend.extensions import db
+
+blp = Blueprint("health", __name__, url_prefix="/health", description="Service health")
+
+
+class HealthSchema(Schema):
+    status = fields.String(metadata={"example": "ok"})
+    database = fields.String(metadata={"example": "ok"})
+
+
+@blp.route("")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="The database cannot be reached")
+    def get(self):
+        """Answer 200 when the API and its database work (monitoring, load balancers)."""
+        try:
+            db.session.execute(text("SELECT 1"))
+        except Exception:  # any driver error means the database is not usable
+            db.session.rollback()
+            return {"status": "error", "database": "unreachable"}, 503
+        return {"status": "ok", "database": "ok"}

@@ -1,0 +1,66 @@
+"""Backend settings, read from LM_* environment variables (documented in README)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+
+class SettingsError(ValueError):
+    """A setting has a value the backend cannot use."""
+
+
+def _int_env(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Pin the psycopg2 driver we ship: SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API process needs to know about its deployment."""
+
+    database_url: str
+    public_url: str
+    oidc_issuer: str | None
+    oidc_audience: str | None
+    signing_key_file: str | None
+    token_lifetime: int
+    report_staleness: int
+    log_level: str
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "database_url": os.environ.get(
+                "LM_DATABASE_URL", "postgresql://postgres@127.0.0.1:5433/license_manager"
+            ),
+            "public_url": os.environ.get("LM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            "oidc_issuer": os.environ.get("LM_OIDC_ISSUER") or None,
+            "oidc_audience": os.environ.get("LM_OIDC_AUDIENCE") or None,
+            "signing_key_file": os.environ.get("LM_SIGNING_KEY_FILE") or None,
+            "token_lifetime": _int_env("LM_TOKEN_LIFETIME", 3600, minimum=60),
+            "report_staleness": _int_env("LM_REPORT_STALENESS", 600, minimum=1),
+            "log_level": os.environ.get("LM_LOG_LEVEL", "INFO").upper(),
+        }
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,40 @@
+"""Shared fixtures: a real, throw-away PostgreSQL cluster for the whole test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.postgres import PostgresCluster
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL 15 server of our own (fsync off), stopped and removed after the session."""
+    root = Path(tempfile.mkdtemp(prefix="lm-test-pg-"))
+    os.chmod(root, 0o755)
+    cluster = PostgresCluster(datadir=root / "data", port=free_port(), fast=True)
+    cluster.ensure_running()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: PostgresCluster) -> str:
+    """An empty database for the backend tests (migrations are applied by the app fixture)."""
+    return postgres.ensure_database("lm_test")
