@@ -1,0 +1,130 @@
+"""The API under gunicorn, started and stopped by pid file, and OAuth clients made for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN_DIR = Path(sys.executable).parent
+
+
+class ApiError(RuntimeError):
+    """The API could not be migrated, started or reached."""
+
+
+def console_script(name: str) -> str:
+    """Our console scripts live beside the interpreter that runs devstack (venv or not)."""
+    path = BIN_DIR / name
+    if not path.exists():
+        raise ApiError(f"{path} not found: install the project first (pip install -e '.[test]')")
+    return str(path)
+
+
+@dataclass
+class ApiServer:
+    """gunicorn serving `backend:create_app()` on 127.0.0.1:port with its own pid and log files."""
+
+    state_dir: Path
+    database_url: str
+    port: int
+    workers: int = 2
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "gunicorn.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "api.log"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "LM_DATABASE_URL": self.database_url,
+            "LM_PUBLIC_URL": self.url,
+            **self.extra_env,
+        }
+
+    def backend_command(self, *args: str) -> str:
+        """Run `lm-backend ARGS` against this deployment's database; return its stdout."""
+        result = subprocess.run(
+            [console_script("lm-backend"), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ApiError(f"lm-backend {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def migrate(self) -> None:
+        self.backend_command("db", "upgrade")
+
+    def create_client(self, name: str, permissions: list[str]) -> dict[str, str]:
+        """A new OAuth client: `{"client_id", "client_secret"}`."""
+        output = self.backend_command(
+            "clients", "create", "--name", name, "--permissions", *permissions, "--json"
+        )
+        return json.loads(output)
+
+    def running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return None
+        return pid
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/lm/health", timeout=2) as answer:
+                return answer.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def start(self, timeout: float = 30) -> None:
+        """Start gunicorn unless ours already runs; wait until /lm/health answers 200."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.running_pid() is None:
+            subprocess.run(
+                [
+                    console_script("gunicorn"),
+                    "--bind", f"127.0.0.1:{self.port}",
+                    "--workers", str(self.workers),
+                    "--pid", str(self.pid_file),
+                    "--error-logfile", str(self.log_file),
+                    "--daemon",
+                    "backend:create_app()",
+                ],
+                env=self.env(),
+                check=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if time.monotonic() > deadline:
+                raise ApiError(f"the API did not answer on {self.url}; see {self.log_file}")
+            time.sleep(0.2)
+
+    def stop(self, timeout: float = 15) -> None:
+        pid = self.running_pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.running_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
