@@ -1,0 +1,52 @@
+# Sourced by scripts/*: installs what a fresh Debian/Ubuntu machine lacks, then the project's venv.
+set -euo pipefail
+
+PROJECT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${LM_VENV:-$PROJECT_DIR/.venv}
+export DEBIAN_FRONTEND=noninteractive
+APT_UPDATED=
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# ensure_debs PKG...: apt-get install the packages that are not installed yet.
+ensure_debs() {
+    local missing=() package
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        say "missing Debian packages: ${missing[*]}; run this script as root (sudo) to install them"
+        exit 1
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    if [ -z "$APT_UPDATED" ]; then apt-get update -qq; APT_UPDATED=1; fi
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ensure_venv EXTRAS: the project's virtualenv with `pip install -e .[EXTRAS]`, redone when
+# setup.cfg changes.
+ensure_venv() {
+    local extras=$1 python=${PYTHON:-python3}
+    if ! command -v "$python" >/dev/null; then ensure_debs python3; fi
+    if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        say "Python >= 3.11 is needed ($python is $("$python" --version 2>&1))"
+        exit 1
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating the virtualenv $VENV"
+        "$python" -m venv "$VENV" 2>/dev/null || {
+            rm -rf "$VENV"
+            ensure_debs python3-venv
+            "$python" -m venv "$VENV"
+        }
+    fi
+    local stamp="$VENV/.installed-$extras"
+    if [ ! -f "$stamp" ] || [ "$PROJECT_DIR/setup.cfg" -nt "$stamp" ]; then
+        say "installing the project into $VENV (.[$extras])"
+        "$VENV/bin/pip" install -q --upgrade pip
+        "$VENV/bin/pip" install -q -e "$PROJECT_DIR[$extras]"
+        touch "$stamp"
+    fi
+}
