@@ -41,6 +41,7 @@ class Settings:
     oidc_audience: str | None
     signing_key_file: str | None
     token_lifetime: int
+    oidc_jwks_min_refresh: int
     report_staleness: int
     log_level: str
 
@@ -55,6 +56,7 @@ class Settings:
             "oidc_audience": os.environ.get("LM_OIDC_AUDIENCE") or None,
             "signing_key_file": os.environ.get("LM_SIGNING_KEY_FILE") or None,
             "token_lifetime": _int_env("LM_TOKEN_LIFETIME", 3600, minimum=60),
+            "oidc_jwks_min_refresh": _int_env("LM_OIDC_JWKS_MIN_REFRESH", 60),
             "report_staleness": _int_env("LM_REPORT_STALENESS", 600, minimum=1),
             "log_level": os.environ.get("LM_LOG_LEVEL", "INFO").upper(),
         }

@@ -1,0 +1,74 @@
+"""Who is calling and what they may do: identities built from token claims, permission checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+PREFIX = "license-manager"
+ADMIN_PERMISSION = f"{PREFIX}:admin"
+RESOURCES = ("configuration", "license-server", "product", "feature", "job", "booking")
+ACTIONS = ("read", "create", "update", "delete")
+ALL_PERMISSIONS = (
+    ADMIN_PERMISSION,
+    *(f"{PREFIX}:{resource}:{action}" for resource in RESOURCES for action in ACTIONS),
+)
+
+
+class UnknownPermissionError(ValueError):
+    """A permission name is not one the API understands (typo, wrong prefix)."""
+
+
+def permission_name(resource: str, action: str) -> str:
+    """The permission string guarding `action` on `resource`, e.g. license-manager:job:create."""
+    if resource not in RESOURCES or action not in ACTIONS:
+        raise UnknownPermissionError(f"no permission for {action!r} on {resource!r}")
+    return f"{PREFIX}:{resource}:{action}"
+
+
+def validate_permission_names(names: Iterable[str]) -> list[str]:
+    """Return the names in order without duplicates; raise naming every unknown one."""
+    unique = list(dict.fromkeys(names))
+    unknown = [name for name in unique if name not in ALL_PERMISSIONS]
+    if unknown:
+        raise UnknownPermissionError(
+            f"unknown permission(s): {', '.join(unknown)}; valid: {ADMIN_PERMISSION} or "
+            f"{PREFIX}:<resource>:<action> with resource in {', '.join(RESOURCES)} "
+            f"and action in {', '.join(ACTIONS)}"
+        )
+    return unique
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The caller of one request: its cluster (OAuth client id) and what it may do."""
+
+    client_id: str
+    permissions: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_PERMISSION in self.permissions
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, object]) -> Identity:
+        """Cluster from `client_id` (fallback `azp`); permissions from `permissions` and `scope`."""
+        client_id = claims.get("client_id") or claims.get("azp") or ""
+        permissions: set[str] = set()
+        listed = claims.get("permissions")
+        if isinstance(listed, list):
+            permissions.update(item for item in listed if isinstance(item, str))
+        scope = claims.get("scope")
+        if isinstance(scope, str):
+            permissions.update(scope.split())
+        return cls(client_id=str(client_id), permissions=frozenset(permissions))
+
+
+def has_permission(identity: Identity, resource: str, action: str) -> bool:
+    """True when the identity is admin or holds license-manager:<resource>:<action>."""
+    return identity.is_admin or permission_name(resource, action) in identity.permissions
+
+
+def may_access_cluster(identity: Identity, cluster_client_id: str) -> bool:
+    """Jobs and bookings belong to a cluster: only its client or an admin may touch them."""
+    return identity.is_admin or identity.client_id == cluster_client_id

@@ -1,0 +1,125 @@
+"""Issuing and validating bearer JWTs (joserfc, the JOSE library Authlib now delegates to)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from joserfc import jwt
+from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
+from joserfc.jwk import GuestProtocol, KeySet, RSAKey
+
+from backend.auth.keys import SIGNING_ALGORITHM, public_jwk
+from backend.auth.permissions import Identity
+
+# Asymmetric algorithms only: "none" and HMAC (which could be forged with a public key) never pass.
+ACCEPTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
+
+
+class InvalidTokenError(Exception):
+    """The bearer token cannot be trusted; the message says why (sent back with the 401)."""
+
+
+class KeySource(Protocol):
+    """Where the public keys that verify tokens come from (built-in key or a provider's JWKS)."""
+
+    def verification_keys(self, kid: str | None) -> KeySet:
+        """Keys that may have signed a token with this `kid`."""
+        ...
+
+
+class BuiltinKeySource:
+    """The built-in issuer's one key, loaded once per process on first use."""
+
+    def __init__(self, load_key: Callable[[], RSAKey]) -> None:
+        self._load_key = load_key
+        self._key: RSAKey | None = None
+        self._key_set: KeySet | None = None
+        self._lock = threading.Lock()
+
+    def signing_key(self) -> RSAKey:
+        if self._key is None:
+            with self._lock:
+                if self._key is None:
+                    key = self._load_key()
+                    self._key_set = KeySet([RSAKey.import_key(public_jwk(key))])
+                    self._key = key
+        return self._key
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [public_jwk(self.signing_key())]}
+
+    def verification_keys(self, kid: str | None) -> KeySet:
+        self.signing_key()
+        assert self._key_set is not None
+        return self._key_set
+
+
+def sign_token(
+    key: RSAKey,
+    *,
+    issuer: str,
+    client_id: str,
+    permissions: Iterable[str],
+    lifetime: int,
+    audience: str | None = None,
+) -> str:
+    """A JWT for `client_id` carrying its permissions both as a list and as an OAuth scope."""
+    now = int(time.time())
+    granted = list(dict.fromkeys(permissions))
+    claims: dict[str, object] = {
+        "iss": issuer,
+        "sub": client_id,
+        "client_id": client_id,
+        "iat": now,
+        "exp": now + lifetime,
+        "permissions": granted,
+        "scope": " ".join(granted),
+    }
+    if audience:
+        claims["aud"] = audience
+    header = {"alg": SIGNING_ALGORITHM, "kid": key.kid}
+    return jwt.encode(header, claims, key, algorithms=[SIGNING_ALGORITHM])
+
+
+class TokenVerifier:
+    """Checks signature, algorithm, expiry, issuer and (when configured) audience of a token."""
+
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str | None) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        options: dict[str, dict[str, object]] = {
+            "iss": {"essential": True, "value": issuer},
+            "exp": {"essential": True},
+        }
+        if audience:
+            options["aud"] = {"essential": True, "value": audience}
+        self._claims_registry = jwt.JWTClaimsRegistry(leeway=30, **options)
+
+    def _resolve_key(self, token: GuestProtocol) -> KeySet:
+        return self._keys.verification_keys(token.headers().get("kid"))
+
+    def verify(self, token: str) -> Identity:
+        """Return the caller described by a valid token; raise InvalidTokenError otherwise."""
+        try:
+            decoded = jwt.decode(token, self._resolve_key, algorithms=ACCEPTED_ALGORITHMS)
+        except JoseError as error:
+            reason = error.description or error.error.replace("_", " ")
+            raise InvalidTokenError(f"invalid token: {reason}") from None
+        except (ValueError, KeyError):  # joserfc's way of saying the header or key does not fit
+            raise InvalidTokenError("invalid token: malformed header or unusable key") from None
+        try:
+            self._claims_registry.validate(decoded.claims)
+        except ExpiredTokenError:
+            raise InvalidTokenError("token expired") from None
+        except MissingClaimError as error:
+            raise InvalidTokenError(f"token lacks the {error.claim!r} claim") from None
+        except JoseError as error:
+            claim = getattr(error, "claim", "")
+            raise InvalidTokenError(f"token has an invalid {claim!r} claim") from None
+        identity = Identity.from_claims(decoded.claims)
+        if not identity.client_id:
+            raise InvalidTokenError("token names no client (client_id or azp claim)")
+        return identity
