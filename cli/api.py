@@ -1,0 +1,162 @@
+"""HTTP to the License Manager API: tokens, requests, and errors turned into one readable line."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+API_PREFIX = "/lm"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+CREDENTIALS_HINT = "give --token, or --client-id and --client-secret (or LM_TOKEN, LM_CLIENT_ID...)"
+# The API nests field errors under the request part that was wrong; the part adds nothing.
+REQUEST_LOCATIONS = ("json", "query", "path", "form", "headers")
+
+
+class CliError(Exception):
+    """A failure lm-cli reports as one line on stderr, exiting with status 1."""
+
+
+class ApiError(CliError):
+    """The API (or the token endpoint) answered with an error status."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.status = response.status_code
+        super().__init__(describe_error_response(response))
+
+
+def describe_error_response(response: requests.Response) -> str:
+    """`409 Conflict: message (field: reason; ...)` from the API's JSON error body."""
+    heading = f"{response.status_code} {response.reason or ''}".rstrip()
+    try:
+        body = response.json()
+    except ValueError:
+        return f"{heading} from {response.url}"
+    if not isinstance(body, Mapping):
+        return f"{heading}: {json.dumps(body)}"
+    if not body:
+        return heading
+    message = body.get("message") or body.get("error_description") or body.get("error")
+    if message is None:  # not an error document, e.g. the health endpoint's own answer
+        return f"{heading}: {'; '.join(flatten_errors(body))}"
+    details = flatten_errors(body.get("errors") or {})
+    return f"{heading}: {message}" + (f" ({'; '.join(details)})" if details else "")
+
+
+def flatten_errors(errors: Any, prefix: str = "") -> list[str]:
+    """Field-level errors as `field: reason` strings, however deeply marshmallow nests them."""
+    if isinstance(errors, Mapping):
+        if errors and all(not isinstance(v, Mapping | list) for v in errors.values()):
+            pairs = ", ".join(f"{key}={value}" for key, value in errors.items())
+            return [f"{prefix}: {pairs}" if prefix else pairs]
+        lines: list[str] = []
+        for key, value in errors.items():
+            name = key if not prefix else f"{prefix}.{key}"
+            if not prefix and key in REQUEST_LOCATIONS:
+                name = ""
+            lines.extend(flatten_errors(value, str(name)))
+        return lines
+    if isinstance(errors, list) and all(not isinstance(v, Mapping | list) for v in errors):
+        reasons = " ".join(str(reason) for reason in errors)
+        return [f"{prefix}: {reasons}" if prefix else reasons]
+    if isinstance(errors, list):
+        return [line for item in errors for line in flatten_errors(item, prefix)]
+    return [f"{prefix}: {errors}" if prefix else str(errors)]
+
+
+def connection_failure(url: str, error: requests.RequestException) -> CliError:
+    """A short reason (`Connection refused`) instead of urllib3's nested exception text."""
+    if isinstance(error, requests.Timeout):
+        return CliError(f"cannot reach the API at {url}: no answer in time")
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(error))
+    reason = found.group(1).strip() if found else type(error).__name__
+    return CliError(f"cannot reach the API at {url}: {reason}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One answer of a list endpoint and its pagination metadata (the X-Pagination header)."""
+
+    items: list[dict[str, Any]]
+    pagination: dict[str, Any] | None
+
+
+class ApiClient:
+    """Calls /lm endpoints of one API with one bearer token (or none, to let the API say 401)."""
+
+    def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.has_credentials = bool(token)
+
+    def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One HTTP request; connection problems become a CliError naming the address."""
+        try:
+            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as error:
+            raise connection_failure(self.base_url, error) from None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        payload: Any = None,
+    ) -> requests.Response:
+        response = self.send(
+            method, f"{self.base_url}{API_PREFIX}{path}", params=params, json=payload
+        )
+        if response.status_code == 401 and not self.has_credentials:
+            raise CliError(f"{describe_error_response(response)}; {CREDENTIALS_HINT}")
+        if response.status_code >= 400:
+            raise ApiError(response)
+        return response
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    def list(self, path: str, params: Mapping[str, Any]) -> Page:
+        response = self.request("GET", path, params=params)
+        header = response.headers.get("X-Pagination")
+        return Page(response.json(), json.loads(header) if header else None)
+
+    def post(self, path: str, payload: Mapping[str, Any]) -> Any:
+        return self.request("POST", path, payload=payload).json()
+
+    def put(self, path: str, payload: Mapping[str, Any]) -> Any:
+        return self.request("PUT", path, payload=payload).json()
+
+    def delete(self, path: str) -> None:
+        self.request("DELETE", path)
+
+
+def fetch_token(issuer_url: str, client_id: str, client_secret: str, timeout: float) -> str:
+    """Exchange client credentials for a token at the issuer's discovered token endpoint."""
+    probe = ApiClient(issuer_url, token=None, timeout=timeout)
+    discovery = probe.send("GET", f"{probe.base_url}{DISCOVERY_PATH}")
+    if discovery.status_code != 200:
+        raise CliError(f"no OpenID discovery document at {issuer_url}: {discovery.status_code}")
+    try:
+        token_endpoint = discovery.json()["token_endpoint"]
+    except (ValueError, KeyError, TypeError):
+        raise CliError(f"the discovery document at {issuer_url} names no token_endpoint") from None
+    answer = probe.send(
+        "POST",
+        token_endpoint,
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, client_secret),
+    )
+    if answer.status_code != 200:
+        raise CliError(f"token request refused: {describe_error_response(answer)}")
+    try:
+        return answer.json()["access_token"]
+    except (ValueError, KeyError, TypeError):
+        raise CliError(f"the token endpoint {token_endpoint} answered no access_token") from None

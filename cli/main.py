@@ -1,0 +1,270 @@
+"""`lm-cli` entry point: argparse commands built from the resource table, one handler per action."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cli import output
+from cli.api import ApiClient, CliError, fetch_token
+from cli.resources import RESOURCES, Resource, positive_int
+
+DEFAULT_TIMEOUT = 30
+SORT_ORDERS = ("ascending", "descending")
+
+Handler = Callable[[ApiClient, argparse.Namespace], str]
+
+
+def api_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// address")
+    return text.rstrip("/")
+
+
+def add_connection_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """Connection flags, accepted before and after the command.
+
+    The copies after the command default to SUPPRESS so they never overwrite a value given
+    before it, and stay out of the commands' help (only --json is listed there).
+    """
+    env = os.environ.get
+    options: list[tuple[str, dict[str, Any]]] = [
+        (
+            "--url",
+            {"type": api_url, "default": env("LM_API_URL"), "help": "API address (LM_API_URL)"},
+        ),
+        ("--token", {"default": env("LM_TOKEN"), "help": "bearer token (LM_TOKEN)"}),
+        (
+            "--client-id",
+            {
+                "default": env("LM_CLIENT_ID"),
+                "help": "OAuth client id, traded for a token when no token is given (LM_CLIENT_ID)",
+            },
+        ),
+        (
+            "--client-secret",
+            {
+                "default": env("LM_CLIENT_SECRET"),
+                "help": "secret of --client-id (LM_CLIENT_SECRET)",
+            },
+        ),
+        (
+            "--issuer-url",
+            {
+                "type": api_url,
+                "default": env("LM_ISSUER_URL"),
+                "help": "OIDC issuer handing out tokens, when not the API itself (LM_ISSUER_URL)",
+            },
+        ),
+        (
+            "--timeout",
+            {
+                "type": positive_int,
+                "default": DEFAULT_TIMEOUT,
+                "help": f"seconds to wait for an answer (default {DEFAULT_TIMEOUT})",
+            },
+        ),
+    ]
+    group = parser.add_argument_group("connection (flags win over the environment)")
+    for flag, settings in options:
+        if after_command:
+            settings = {**settings, "default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
+        group.add_argument(flag, **settings)
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if after_command else False,
+        help="print the API's JSON instead of a table",
+    )
+
+
+def payload(resource: Resource, args: argparse.Namespace) -> dict[str, Any]:
+    """The create/update body: only the fields given on the command line."""
+    values = {field.key: getattr(args, field.key) for field in resource.fields}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def record_path(resource: Resource, args: argparse.Namespace) -> str:
+    """The URL of the record named by ID or by the resource's alternate key."""
+    alternate = resource.alternate_key
+    if alternate is not None and getattr(args, alternate.key, None) is not None:
+        return alternate.path.format(getattr(args, alternate.key))
+    return f"{resource.path}/{args.id}"
+
+
+def render(resource: Resource, args: argparse.Namespace, item: Any) -> str:
+    return output.as_json(item) if args.json else output.record(resource, item)
+
+
+def list_records(resource: Resource) -> Handler:
+    def run(client: ApiClient, args: argparse.Namespace) -> str:
+        params = {
+            name: getattr(args, name)
+            for name in ("search", "sort_field", "sort_order", "page", "page_size")
+            if getattr(args, name) is not None
+        }
+        page = client.list(resource.path, params)
+        if args.json:
+            return output.as_json(page.items)
+        return output.listing(resource, page.items, page.pagination)
+
+    return run
+
+
+def show_record(resource: Resource) -> Handler:
+    def run(client: ApiClient, args: argparse.Namespace) -> str:
+        return render(resource, args, client.get(record_path(resource, args)))
+
+    return run
+
+
+def create_record(resource: Resource) -> Handler:
+    def run(client: ApiClient, args: argparse.Namespace) -> str:
+        return render(resource, args, client.post(resource.path, payload(resource, args)))
+
+    return run
+
+
+def update_record(resource: Resource) -> Handler:
+    def run(client: ApiClient, args: argparse.Namespace) -> str:
+        return render(
+            resource, args, client.put(record_path(resource, args), payload(resource, args))
+        )
+
+    return run
+
+
+def delete_record(resource: Resource) -> Handler:
+    def run(client: ApiClient, args: argparse.Namespace) -> str:
+        client.delete(record_path(resource, args))
+        named = getattr(args, resource.alternate_key.key, None) if resource.alternate_key else None
+        name = f"with {resource.alternate_key.flag[2:]} {named}" if named else str(args.id)
+        return "" if args.json else f"deleted {resource.singular} {name}"
+
+    return run
+
+
+def show_health(client: ApiClient, args: argparse.Namespace) -> str:
+    health = client.get("/health")
+    if args.json:
+        return output.as_json(health)
+    return ", ".join(f"{key}: {value}" for key, value in health.items())
+
+
+HANDLERS = {
+    "list": list_records,
+    "show": show_record,
+    "create": create_record,
+    "update": update_record,
+    "delete": delete_record,
+}
+
+
+def add_record_selector(parser: argparse.ArgumentParser, resource: Resource) -> None:
+    """ID, or for resources with an alternate key, exactly one of ID and that key."""
+    if resource.alternate_key is None:
+        parser.add_argument("id", type=positive_int, help=f"{resource.singular} id")
+        return
+    choice = parser.add_mutually_exclusive_group(required=True)
+    choice.add_argument("id", type=positive_int, nargs="?", help=f"{resource.singular} id")
+    choice.add_argument(resource.alternate_key.flag, help=resource.alternate_key.help)
+
+
+def add_list_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--search", help="case-insensitive text to look for in the text fields")
+    parser.add_argument("--sort-field", help="field to sort by (the API lists the valid ones)")
+    parser.add_argument("--sort-order", choices=SORT_ORDERS)
+    parser.add_argument("--page", type=positive_int, help="page number, from 1")
+    parser.add_argument("--page-size", type=positive_int, help="records per page")
+
+
+def add_field_options(parser: argparse.ArgumentParser, resource: Resource, *, create: bool) -> None:
+    for field in resource.fields:
+        parser.add_argument(
+            field.flag,
+            dest=field.key,
+            type=field.type,
+            choices=field.choices,
+            required=create and field.required,
+            help=field.help,
+        )
+
+
+def add_resource_commands(
+    commands: Any, resource: Resource, connection: argparse.ArgumentParser
+) -> None:
+    """`lm-cli <resource> <action> ...` for every action the resource offers."""
+    resource_parser = commands.add_parser(resource.command, help=f"manage {resource.plural}")
+    actions = resource_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action in resource.actions:
+        parser = actions.add_parser(
+            action, parents=[connection], help=f"{action} {resource.plural}"
+        )
+        if action == "list":
+            add_list_options(parser)
+        else:
+            if action != "create":
+                add_record_selector(parser, resource)
+            if action in ("create", "update"):
+                add_field_options(parser, resource, create=action == "create")
+        parser.set_defaults(handler=HANDLERS[action](resource), resource=resource, parser=parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lm-cli",
+        description="Manage the License Manager for Slurm through its REST API.",
+        epilog="Connection options may also follow the command. "
+        "Example: lm-cli --url http://127.0.0.1:8000 features list --search abaqus",
+    )
+    add_connection_options(parser, after_command=False)
+    connection = argparse.ArgumentParser(add_help=False)
+    add_connection_options(connection, after_command=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for resource in RESOURCES:
+        add_resource_commands(commands, resource, connection)
+    health = commands.add_parser(
+        "health", parents=[connection], help="check the API and its database"
+    )
+    health.set_defaults(handler=show_health, resource=None, parser=health)
+    return parser
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What argparse cannot express: combinations of options. Exits 2 like argparse does."""
+    parser: argparse.ArgumentParser = args.parser
+    if not args.url:
+        parser.error("no API address: give --url or set LM_API_URL")
+    if not args.token and bool(args.client_id) != bool(args.client_secret):
+        parser.error("--client-id and --client-secret go together")
+    if getattr(args, "action", None) == "update" and not payload(args.resource, args):
+        flags = ", ".join(field.flag for field in args.resource.fields)
+        parser.error(f"update needs at least one of {flags}")
+
+
+def connect(args: argparse.Namespace) -> ApiClient:
+    token = args.token
+    if not token and args.client_id:
+        issuer = args.issuer_url or args.url
+        token = fetch_token(issuer, args.client_id, args.client_secret, args.timeout)
+    return ApiClient(args.url, token, args.timeout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    check_arguments(args)
+    try:
+        text = args.handler(connect(args), args)
+    except CliError as error:
+        print(f"lm-cli: error: {error}", file=sys.stderr)
+        return 1
+    if text:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
