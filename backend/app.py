@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import swagger_ui_bundle
 from flask import Flask, send_from_directory
+from werkzeug.exceptions import HTTPException
 
 from backend import auth
 from backend import models as _models  # noqa: F401  (registers the tables for Flask-Migrate)
@@ -50,11 +52,33 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     api.init_app(app)
+    app.register_error_handler(HTTPException, _json_error)
     auth.init_app(app, api)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")
     _register_swagger_ui_files(app)
     return app
+
+
+def _json_error(error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """flask-smorest's JSON error, with a `message` always: clients print it to the user."""
+    payload, status, headers = api.handle_http_exception(error)
+    if "message" not in payload:
+        payload["message"] = (
+            _summarize(payload["errors"]) if "errors" in payload else error.description
+        )
+    return payload, status, headers
+
+
+def _summarize(errors: Any, where: str = "") -> str:
+    """One line out of webargs' nested {location: {field: [messages]}} validation errors."""
+    if isinstance(errors, dict):
+        return "; ".join(
+            _summarize(nested, f"{where}.{key}" if where else str(key))
+            for key, nested in errors.items()
+        )
+    text = " ".join(map(str, errors)) if isinstance(errors, list) else str(errors)
+    return f"{where}: {text}" if where else text
 
 
 def _register_swagger_ui_files(app: Flask) -> None:

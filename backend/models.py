@@ -85,7 +85,8 @@ class Product(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
 
-    features: Mapped[list[Feature]] = relationship(back_populates="product")
+    # "all": never detach features on delete; the database refuses (RESTRICT) while any exist.
+    features: Mapped[list[Feature]] = relationship(back_populates="product", passive_deletes="all")
 
 
 class Feature(db.Model):

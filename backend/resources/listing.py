@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from flask_smorest.pagination import PaginationParameters
@@ -18,9 +19,9 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.extensions import db
+from backend.resources.fields import Text
 
 SORT_ORDERS = ("ascending", "descending")
-MAX_SEARCH_LENGTH = 255
 # Beyond this offset PostgreSQL's bigint OFFSET overflows; such a page is past the end anyway.
 MAX_OFFSET = 2**53
 
@@ -42,14 +43,13 @@ class Listing:
         if "id" not in self.sortable:
             raise ValueError(f"{self.resource}: sortable columns must include 'id'")
 
-    @property
+    @cached_property
     def args_schema(self) -> type[Schema]:
         """The query-string schema (search, sort_field, sort_order) of this resource's list."""
         valid_fields = tuple(self.sortable)
         return Schema.from_dict(
             {
-                "search": fields.String(
-                    validate=validate.Length(min=1, max=MAX_SEARCH_LENGTH),
+                "search": Text(
                     metadata={
                         "description": "Case-insensitive text matched against "
                         + ", ".join(str(column.key) for column in self.searchable)

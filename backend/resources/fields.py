@@ -1,0 +1,50 @@
+"""Bounded field types for the resources' schemas: bad input is a 422, never a database error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+
+MAX_TEXT_LENGTH = 255
+# PostgreSQL `integer`: ids, and the upper bound of every count and duration we accept.
+MAX_INTEGER = 2**31 - 1
+
+
+def _no_nul(value: str) -> None:
+    """PostgreSQL text cannot hold NUL characters: refuse them here instead of failing on insert."""
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+
+
+class Text(fields.String):
+    """A non-empty string, trimmed, at most 255 characters (the columns' size)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), _no_nul], **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class BoundedInteger(fields.Integer):
+    """A JSON integer (no strings, floats or booleans) between `minimum` and 2**31-1."""
+
+    def __init__(self, minimum: int, **kwargs: Any) -> None:
+        super().__init__(
+            strict=True, validate=validate.Range(min=minimum, max=MAX_INTEGER), **kwargs
+        )
+
+
+class RowId(BoundedInteger):
+    """The id of a row another resource refers to (config_id, product_id, ...)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(minimum=1, **kwargs)
+
+
+class Count(BoundedInteger):
+    """A number of licenses or seconds: zero or more."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(minimum=0, **kwargs)

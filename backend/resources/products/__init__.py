@@ -1,0 +1,88 @@
+"""/lm/products: the licensed products (abaqus, ansys, ...) that features belong to."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from backend import auth
+from backend.extensions import db
+from backend.models import Configuration, Feature, Product
+from backend.resources.listing import Listing, paginate
+from backend.resources.persistence import commit_or_abort, get_or_404
+from backend.resources.products.schemas import ProductSchema
+
+blp = Blueprint(
+    "products", __name__, url_prefix="/products", description="Licensed products (abaqus, ...)"
+)
+
+LISTING = Listing("Product", {"id": Product.id, "name": Product.name}, (Product.name,))
+
+
+def _duplicate_name(name: str) -> dict[str, tuple[int, str]]:
+    return {"uq_products_name": (409, f"A product named {name!r} already exists.")}
+
+
+@blp.route("")
+class Products(MethodView):
+    @auth.require("product", "read")
+    @blp.arguments(LISTING.args_schema, location="query")
+    @blp.response(200, ProductSchema(many=True))
+    @blp.paginate()
+    def get(self, list_args, pagination_parameters):
+        """List products."""
+        return paginate(LISTING.apply(select(Product), list_args), pagination_parameters)
+
+    @auth.require("product", "create")
+    @blp.arguments(ProductSchema)
+    @blp.response(201, ProductSchema)
+    @blp.alt_response(409, description="A product with this name exists")
+    def post(self, product_data):
+        """Create a product."""
+        product = Product(**product_data)
+        db.session.add(product)
+        commit_or_abort(_duplicate_name(product.name))
+        return product
+
+
+@blp.route("/<int:product_id>")
+class ProductById(MethodView):
+    @auth.require("product", "read")
+    @blp.response(200, ProductSchema)
+    @blp.alt_response(404, description="No product with this id")
+    def get(self, product_id):
+        """Show a product."""
+        return get_or_404(Product, product_id)
+
+    @auth.require("product", "update")
+    @blp.arguments(ProductSchema(partial=True))
+    @blp.response(200, ProductSchema)
+    @blp.alt_response(404, description="No product with this id")
+    @blp.alt_response(409, description="Another product has this name")
+    def put(self, product_data, product_id):
+        """Rename a product."""
+        product = get_or_404(Product, product_id)
+        for field, value in product_data.items():
+            setattr(product, field, value)
+        commit_or_abort(_duplicate_name(product.name))
+        return product
+
+    @auth.require("product", "delete")
+    @blp.response(204)
+    @blp.alt_response(404, description="No product with this id")
+    @blp.alt_response(409, description="Features still refer to the product")
+    def delete(self, product_id):
+        """Delete a product that no feature refers to any more."""
+        product = get_or_404(Product, product_id)
+        dependents = db.session.execute(
+            select(Configuration.name, Feature.name)
+            .join(Feature.configuration)
+            .where(Feature.product_id == product.id)
+            .order_by(Feature.id)
+        )
+        in_use = ", ".join(
+            f"{feature} (configuration {config!r})" for config, feature in dependents
+        )
+        # The database's ON DELETE RESTRICT decides, even against a feature created meanwhile.
+        db.session.delete(product)
+        message = f"Product {product.name!r} still has features: {in_use}. Delete them first."
+        commit_or_abort({"fk_features_product_id_products": (409, message)})

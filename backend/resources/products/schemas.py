@@ -1,0 +1,10 @@
+"""Product payloads."""
+
+from marshmallow import Schema, fields
+
+from backend.resources.fields import Text
+
+
+class ProductSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    name = Text(required=True, metadata={"example": "abaqus"})
