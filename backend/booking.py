@@ -8,11 +8,15 @@ Bookings of every cluster on a pool count against it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from sqlalchemy import text
+from flask import current_app
+from flask_smorest import abort
+from sqlalchemy import Row, insert, text
 
 from backend.extensions import db
+from backend.models import Booking
 
 # (feature_id, member_id) for every requested feature and each feature of its pool (itself too).
 # `linked` walks configurations through shared servers; UNION drops repeats, so it terminates.
@@ -38,12 +42,38 @@ pool AS (
 )
 """
 
-BOOKED_ON_POOLS_SQL = text(
+POOL_BOOKED_SQL = (
     POOL_MEMBERS_SQL
+    + """,
+booked AS (
+    SELECT pool.feature_id, COALESCE(SUM(bookings.quantity), 0) AS quantity
+    FROM pool LEFT JOIN bookings ON bookings.feature_id = pool.member_id
+    GROUP BY pool.feature_id
+)
+"""
+)
+
+BOOKED_ON_POOLS_SQL = text(POOL_BOOKED_SQL + "SELECT feature_id, quantity FROM booked")
+
+# Row locks on every feature of the requested pools, in id order so that two admissions
+# locking overlapping pools queue behind each other instead of deadlocking.
+LOCK_POOLS_SQL = text(
+    POOL_MEMBERS_SQL
+    + "SELECT id FROM features WHERE id IN (SELECT member_id FROM pool) ORDER BY id FOR UPDATE"
+)
+
+# What the rule needs about each requested feature. A statement of its own, run after the
+# locks are held: under READ COMMITTED it then sees the bookings of every admission before it.
+POOL_STATE_SQL = text(
+    POOL_BOOKED_SQL
     + """
-SELECT pool.feature_id, COALESCE(SUM(bookings.quantity), 0) AS booked
-FROM pool LEFT JOIN bookings ON bookings.feature_id = pool.member_id
-GROUP BY pool.feature_id
+SELECT requested.id, products.name || '.' || requested.name AS product_feature,
+    requested.total, requested.used, requested.reserved, requested.report_status,
+    requested.reported_at > now() - make_interval(secs => :staleness) AS fresh,
+    booked.quantity AS booked
+FROM booked
+JOIN features requested ON requested.id = booked.feature_id
+JOIN products ON products.id = requested.product_id
 """
 )
 
@@ -55,3 +85,120 @@ def booked_on_pools(feature_ids: Iterable[int]) -> dict[int, int]:
         return {}
     rows = db.session.execute(BOOKED_ON_POOLS_SQL, {"feature_ids": ids})
     return {feature_id: int(booked) for feature_id, booked in rows}
+
+
+# The cluster's feature for each wanted (product, feature) pair, lowercased. When two of the
+# cluster's configurations carry the same product.feature, the lowest feature id wins.
+RESOLVE_SQL = text(
+    """
+SELECT DISTINCT ON (wanted.product, wanted.feature)
+    wanted.product, wanted.feature, features.id
+FROM unnest(CAST(:products AS text[]), CAST(:features AS text[])) AS wanted(product, feature)
+JOIN products ON lower(products.name) = wanted.product
+JOIN features ON features.product_id = products.id AND lower(features.name) = wanted.feature
+JOIN configurations ON configurations.id = features.config_id
+WHERE configurations.cluster_client_id = :cluster_client_id
+ORDER BY wanted.product, wanted.feature, features.id
+"""
+)
+
+NEVER_REPORTED = "the license server has never been reported"
+UNREACHABLE = "the license server was unreachable at the last report"
+STALE = "no recent report from the license server"
+VANISHED = "the feature was deleted meanwhile"
+
+
+def split_product_feature(product_feature: str) -> tuple[str, str]:
+    """`product.feature` (split at the first dot) as lowercase parts; ValueError if malformed."""
+    product, dot, feature = product_feature.partition(".")
+    product, feature = product.strip(), feature.strip()
+    if not dot or not product or not feature:
+        raise ValueError(f"{product_feature!r} is not of the form product.feature")
+    return product.lower(), feature.lower()
+
+
+def resolve_product_features(
+    cluster_client_id: str, product_features: Iterable[str]
+) -> dict[str, int]:
+    """Map each `product.feature` the cluster's configurations track to its feature id.
+
+    Names match case-insensitively; names the cluster does not track are left out.
+    """
+    wanted = {name: split_product_feature(name) for name in product_features}
+    if not wanted:
+        return {}
+    pairs = sorted(set(wanted.values()))
+    rows = db.session.execute(
+        RESOLVE_SQL,
+        {
+            "products": [product for product, _ in pairs],
+            "features": [feature for _, feature in pairs],
+            "cluster_client_id": cluster_client_id,
+        },
+    )
+    feature_ids = {(product, feature): feature_id for product, feature, feature_id in rows}
+    return {name: feature_ids[pair] for name, pair in wanted.items() if pair in feature_ids}
+
+
+def _shortage(state: Row[Any] | None, requested: int) -> dict[str, object] | None:
+    """Why the rule refuses `requested` licenses of one feature, or None when it grants them."""
+    if state is None:
+        return {"requested": requested, "reason": VANISHED}
+    if state.report_status is None:
+        return {"requested": requested, "reason": NEVER_REPORTED}
+    if state.report_status != "ok":
+        return {"requested": requested, "reason": UNREACHABLE}
+    if not state.fresh:
+        return {"requested": requested, "reason": STALE}
+    available = max(0, state.total - state.used - state.reserved - int(state.booked))
+    if requested > available:
+        return {"requested": requested, "available": available}
+    return None
+
+
+def book(job_id: int, quantities: Mapping[int, int]) -> list[int]:
+    """Book `quantities` (feature id -> licenses) for a job, all or nothing, or abort with 409.
+
+    Returns the new bookings' ids.
+
+    Locks every feature row of the requested pools, checks the rule against the bookings of
+    every cluster, then inserts. The caller's transaction holds the locks until it commits or
+    rolls back, so the check and the insert are atomic against every other API process.
+    """
+    if not quantities:
+        return []
+    feature_ids = sorted(quantities)
+    db.session.execute(LOCK_POOLS_SQL, {"feature_ids": feature_ids})
+    staleness = current_app.config["LM_SETTINGS"].report_staleness
+    states = {
+        state.id: state
+        for state in db.session.execute(
+            POOL_STATE_SQL, {"feature_ids": feature_ids, "staleness": staleness}
+        )
+    }
+    errors = {}
+    for feature_id in feature_ids:
+        state = states.get(feature_id)
+        shortage = _shortage(state, quantities[feature_id])
+        if shortage is not None:
+            errors[state.product_feature if state else f"feature {feature_id}"] = shortage
+    if errors:
+        db.session.rollback()
+        reasons = "; ".join(
+            f"{name}: {shortage['requested']} requested, "
+            + (
+                f"{shortage['available']} available"
+                if "available" in shortage
+                else str(shortage["reason"])
+            )
+            for name, shortage in errors.items()
+        )
+        abort(409, message=f"Licenses refused, nothing was booked ({reasons}).", errors=errors)
+    inserted = db.session.execute(
+        insert(Booking).returning(Booking.id, sort_by_parameter_order=True),
+        [
+            {"job_id": job_id, "feature_id": feature_id, "quantity": quantities[feature_id]}
+            for feature_id in feature_ids
+        ],
+    )
+    return list(inserted.scalars())

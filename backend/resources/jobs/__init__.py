@@ -1,0 +1,205 @@
+"""/lm/jobs: each cluster's Slurm jobs and their bookings (prolog posts, epilog deletes)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import Select, delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import selectinload
+
+from backend import auth
+from backend.booking import book, resolve_product_features
+from backend.extensions import db
+from backend.models import Booking, Feature, Job, utcnow
+from backend.resources.bookings import booking_view
+from backend.resources.jobs.schemas import JobCreatedSchema, JobCreateSchema, JobSchema
+from backend.resources.listing import Listing, paginate
+from backend.resources.persistence import get_or_404
+
+blp = Blueprint("jobs", __name__, url_prefix="/jobs", description="Slurm jobs and their bookings")
+
+LISTING = Listing(
+    "Job",
+    {
+        "id": Job.id,
+        "slurm_job_id": Job.slurm_job_id,
+        "cluster_client_id": Job.cluster_client_id,
+        "username": Job.username,
+        "lead_host": Job.lead_host,
+        "created_at": Job.created_at,
+    },
+    (Job.slurm_job_id, Job.cluster_client_id, Job.username, Job.lead_host),
+)
+WITH_BOOKINGS = selectinload(Job.bookings).joinedload(Booking.feature).joinedload(Feature.product)
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """A job as the API shows it, with its bookings."""
+    return {
+        "id": job.id,
+        "slurm_job_id": job.slurm_job_id,
+        "cluster_client_id": job.cluster_client_id,
+        "username": job.username,
+        "lead_host": job.lead_host,
+        "created_at": job.created_at,
+        "bookings": [booking_view(booking) for booking in job.bookings],
+    }
+
+
+def _jobs(cluster_client_id: str | None) -> Select[tuple[Job]]:
+    """Jobs with their bookings, of one cluster or (None) of all."""
+    statement = select(Job).options(WITH_BOOKINGS)
+    if cluster_client_id is not None:
+        statement = statement.where(Job.cluster_client_id == cluster_client_id)
+    return statement
+
+
+def _list(cluster_client_id: str | None, list_args, pagination_parameters) -> list[dict[str, Any]]:
+    jobs = paginate(LISTING.apply(_jobs(cluster_client_id), list_args), pagination_parameters)
+    return [job_view(job) for job in jobs]
+
+
+def _caller_cluster() -> str:
+    """The cluster of the token; 422 when the token names none."""
+    cluster = auth.current_identity().client_id
+    if not cluster:
+        abort(422, message="The token names no cluster (no client_id or azp claim).")
+    return cluster
+
+
+def _visible_job(job_id: int) -> Job:
+    job = get_or_404(Job, job_id, WITH_BOOKINGS)
+    auth.ensure_cluster_access(job.cluster_client_id)
+    return job
+
+
+def _own_job_by_slurm_id(slurm_job_id: str) -> Job:
+    cluster = _caller_cluster()
+    job = db.session.scalar(
+        _jobs(cluster).where(Job.slurm_job_id == slurm_job_id),
+    )
+    if job is None:
+        abort(404, message=f"No job {slurm_job_id!r} in cluster {cluster!r}.")
+    return job
+
+
+def _delete(job: Job) -> None:
+    """Delete the job; the database deletes its bookings with it."""
+    db.session.execute(delete(Job).where(Job.id == job.id))
+    db.session.commit()
+
+
+def _replace_job(job_data: dict[str, Any]) -> int:
+    """Insert the job, or take over the record of the same Slurm job (a requeued job runs its
+    prolog again) and drop that record's bookings. Returns the job's id.
+
+    An upsert rather than delete-then-insert, so two posts of one job cannot both insert.
+    """
+    job_id = db.session.scalar(
+        insert(Job)
+        .values(**job_data, created_at=utcnow())
+        .on_conflict_do_update(
+            index_elements=[Job.cluster_client_id, Job.slurm_job_id],
+            set_={
+                "username": job_data["username"],
+                "lead_host": job_data["lead_host"],
+                "created_at": utcnow(),
+            },
+        )
+        .returning(Job.id)
+    )
+    db.session.execute(delete(Booking).where(Booking.job_id == job_id))
+    return job_id
+
+
+@blp.route("")
+class Jobs(MethodView):
+    @auth.require("job", "read")
+    @blp.arguments(LISTING.args_schema, location="query")
+    @blp.response(200, JobSchema(many=True))
+    @blp.paginate()
+    def get(self, list_args, pagination_parameters):
+        """List jobs: every cluster's for an admin, otherwise the caller's cluster's."""
+        identity = auth.current_identity()
+        cluster = None if identity.is_admin else identity.client_id
+        return _list(cluster, list_args, pagination_parameters)
+
+    @auth.require("job", "create")
+    @blp.arguments(JobCreateSchema)
+    @blp.response(201, JobCreatedSchema)
+    @blp.alt_response(409, description="Not enough licenses: `errors` says why, nothing booked")
+    def post(self, job_data):
+        """Record a job and book its licenses, all or nothing (the prolog's one request).
+
+        Posting the same cluster's slurm_job_id again replaces the job and its bookings.
+        Licenses the cluster's configurations do not track are ignored and listed as
+        `untracked`.
+        """
+        requests = job_data.pop("bookings")
+        job_data["cluster_client_id"] = job_data.get("cluster_client_id") or _caller_cluster()
+        auth.ensure_cluster_access(job_data["cluster_client_id"])
+        feature_ids = resolve_product_features(
+            job_data["cluster_client_id"], [request["product_feature"] for request in requests]
+        )
+        quantities: defaultdict[int, int] = defaultdict(int)
+        untracked: list[str] = []
+        for request in requests:
+            name = request["product_feature"]
+            if name in feature_ids:
+                quantities[feature_ids[name]] += request["quantity"]
+            elif name not in untracked:
+                untracked.append(name)
+        job_id = _replace_job(job_data)
+        book(job_id, quantities)
+        db.session.commit()
+        job = db.session.scalars(_jobs(None).where(Job.id == job_id)).one()
+        return {**job_view(job), "untracked": untracked}
+
+
+@blp.route("/by_client_id")
+class JobsOfCaller(MethodView):
+    @auth.require("job", "read")
+    @blp.arguments(LISTING.args_schema, location="query")
+    @blp.response(200, JobSchema(many=True))
+    @blp.paginate()
+    def get(self, list_args, pagination_parameters):
+        """List the jobs of the token's cluster."""
+        return _list(_caller_cluster(), list_args, pagination_parameters)
+
+
+@blp.route("/<int:job_id>")
+class JobById(MethodView):
+    @auth.require("job", "read")
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, description="No job with this id")
+    def get(self, job_id):
+        """Show a job of the caller's cluster (any cluster's for an admin)."""
+        return job_view(_visible_job(job_id))
+
+    @auth.require("job", "delete")
+    @blp.response(204)
+    @blp.alt_response(404, description="No job with this id")
+    def delete(self, job_id):
+        """Delete a job and release its bookings."""
+        _delete(_visible_job(job_id))
+
+
+@blp.route("/slurm_job_id/<string:slurm_job_id>")
+class JobBySlurmId(MethodView):
+    @auth.require("job", "read")
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, description="The caller's cluster has no job with this Slurm id")
+    def get(self, slurm_job_id):
+        """Show the caller's cluster's job with this Slurm job id."""
+        return job_view(_own_job_by_slurm_id(slurm_job_id))
+
+    @auth.require("job", "delete")
+    @blp.response(204)
+    @blp.alt_response(404, description="The caller's cluster has no job with this Slurm id")
+    def delete(self, slurm_job_id):
+        """Delete the caller's cluster's job with this Slurm job id (the epilog's request)."""
+        _delete(_own_job_by_slurm_id(slurm_job_id))
