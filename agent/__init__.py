@@ -1,0 +1,1 @@
+"""The agent: polls license servers, books licenses for jobs, sizes the Slurm reservation."""

@@ -1,0 +1,74 @@
+"""Command lines of the license-server tools, kept apart from parsing their output.
+
+One template per server type is the single source of truth: `tool_command` fills it in for the
+agent, and `match_arguments` reads it back for the simulator's fake tools, so both always agree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+TOOL_NAMES = {
+    "flexlm": "lmutil",
+    "rlm": "rlmutil",
+    "lsdyna": "lstc_qrun",
+    "lmx": "lmxendutil",
+    "olicense": "olixtool",
+    "dsls": "DSLicSrv",
+}
+
+_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "flexlm": ("lmstat", "-c", "{port}@{host}", "-a"),
+    "rlm": ("rlmstat", "-c", "{port}@{host}", "-a", "-p"),
+    "lsdyna": ("-s", "{port}@{host}", "-R"),
+    "lmx": ("-licstat", "-host", "{host}", "-port", "{port}"),
+    "olicense": ("-sv", "{host}:{port}"),
+    "dsls": ("-admin",),
+}
+# DSLicSrv takes its commands on stdin; the server address is in the connect command.
+DSLS_SCRIPT = "connect {host} {port}\ngetLicenseUsage -csv\nquit\n"
+
+_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+_PLACEHOLDERS = {"{host}": f"(?P<host>{_HOST.pattern})", "{port}": r"(?P<port>\d{1,5})"}
+
+
+class ToolCommand(NamedTuple):
+    """What to run: the argument vector (tool path first) and the text to feed on stdin."""
+
+    argv: list[str]
+    stdin: str | None
+
+
+def tool_command(server_type: str, tool_path: str, host: str, port: int) -> ToolCommand:
+    """The command that prints the usage of every feature of the server at host:port."""
+    if server_type not in _ARGUMENTS:
+        raise ValueError(
+            f"unknown license server type {server_type!r}; expected one of {', '.join(TOOL_NAMES)}"
+        )
+    if not tool_path:
+        raise ValueError(f"no path given for the {TOOL_NAMES[server_type]} tool")
+    if not isinstance(host, str) or not _HOST.fullmatch(host):
+        raise ValueError(f"invalid license server host {host!r}: expected a host name or address")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"invalid license server port {port!r}: expected 1 to 65535")
+    arguments = [item.format(host=host, port=port) for item in _ARGUMENTS[server_type]]
+    stdin = DSLS_SCRIPT.format(host=host, port=port) if server_type == "dsls" else None
+    return ToolCommand([tool_path, *arguments], stdin)
+
+
+def match_arguments(server_type: str, arguments: list[str]) -> dict[str, str] | None:
+    """The host and port that `arguments` fill in; None when they are not the tool's arguments."""
+    template = _ARGUMENTS[server_type]
+    if len(arguments) != len(template):
+        return None
+    found: dict[str, str] = {}
+    for expected, actual in zip(template, arguments, strict=True):
+        pattern = re.escape(expected)
+        for placeholder, group in _PLACEHOLDERS.items():
+            pattern = pattern.replace(re.escape(placeholder), group)
+        match = re.fullmatch(pattern, actual)
+        if match is None:
+            return None
+        found.update(match.groupdict())
+    return found
