@@ -150,8 +150,14 @@ def config_path() -> str:
 def load_config(path: str | None = None) -> AgentConfig:
     """Read, validate and complete the YAML file; ConfigError names the first bad key."""
     path = path or config_path()
-    raw = _read_yaml(path)
-    raw = dict(raw)
+    try:
+        return _load(path)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _load(path: str) -> AgentConfig:
+    raw = dict(_read_yaml(path))
     _reject_unknown_keys(AgentConfig, raw, prefix="", also_known=("client_secret_file",))
     raw["client_secret"] = _client_secret(raw)
     if raw.get("oidc_issuer") is None:
@@ -170,7 +176,7 @@ def _read_yaml(path: str) -> Mapping[str, Any]:
         with open(path, encoding="utf-8") as stream:
             document = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+        raise ConfigError(f"cannot read the file: {error.strerror}") from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         position = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

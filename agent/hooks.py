@@ -1,0 +1,165 @@
+"""PrologSlurmctld and EpilogSlurmctld: book a starting job's licenses, release an ended job's.
+
+slurmctld runs these with no PATH, HOME or USER and waits for the prolog before the job starts,
+so the prolog is lean: a job without tracked licenses exits before the configuration, logging or
+the HTTP client are even imported, and a job with licenses costs one request with a cached token.
+
+Exit codes (slurmctld requeues a batch job whose prolog fails):
+- prolog: 0 granted (or nothing to book, or policy `allow`), 1 refused (or policy `requeue`),
+  2 invalid configuration.
+- epilog: always 0; problems are logged and reconcile removes what the epilog could not.
+
+Anything that keeps the agent from getting an answer from the API (unreachable, 5xx, token
+refused, a value from Slurm we cannot read) follows `prolog_api_unreachable`: `requeue` keeps
+tokens safe, `allow` keeps jobs flowing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from agent.slurm_env import MalformedValue, first_host, parse_job_licenses
+
+if TYPE_CHECKING:
+    import logging
+
+    from agent.config import AgentConfig
+
+GRANTED = 0
+REFUSED = 1
+BAD_CONFIG = 2
+
+
+def prolog(environ: Mapping[str, str]) -> int:
+    """Ask the API to book the job's tracked licenses; the exit code tells slurmctld the answer."""
+    job_id = environ.get("SLURM_JOB_ID", "?")
+    if not _may_hold_licenses(environ):
+        return GRANTED
+    from agent.logs import start_command
+
+    setup = start_command("prolog")
+    if setup is None:
+        return BAD_CONFIG
+    config, log = setup
+    try:
+        job = _job_record(environ)
+    except MalformedValue as error:
+        return _undecided(config, log, job_id, str(error))
+    return _book(config, log, job_id, job)
+
+
+def epilog(environ: Mapping[str, str]) -> int:
+    """Delete the job and its bookings; never fails the epilog (reconcile is the safety net)."""
+    job_id = environ.get("SLURM_JOB_ID", "")
+    if not _may_hold_licenses(environ):
+        return 0  # the prolog booked nothing for this job
+    from agent.logs import start_command
+
+    setup = start_command("epilog")
+    if setup is None:
+        return 0
+    config, log = setup
+    if not job_id.isascii() or not job_id.isdigit():
+        log.error("job %r not released: SLURM_JOB_ID is not a job number", job_id)
+        return 0
+    from agent.api import ApiClient, ApiError
+
+    try:
+        response = ApiClient(config).request("DELETE", f"/lm/jobs/slurm_job_id/{job_id}")
+    except ApiError as error:
+        log.error("job %s not released: %s; reconcile will remove it", job_id, error)
+        return 0
+    if response.ok:
+        log.info("job %s released: its bookings are deleted", job_id)
+    elif response.status == 404:
+        log.info("job %s released: the API held no record of it", job_id)
+    else:
+        log.error(
+            "job %s not released: API answered %s: %s; reconcile will remove it",
+            job_id,
+            response.status,
+            response.message,
+        )
+    return 0
+
+
+def _may_hold_licenses(environ: Mapping[str, str]) -> bool:
+    """False only when SLURM_JOB_LICENSES surely names no tracked license (malformed: True)."""
+    try:
+        return bool(parse_job_licenses(environ.get("SLURM_JOB_LICENSES")))
+    except MalformedValue:
+        return True  # the prolog reports it once the log is set up
+
+
+def _job_record(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The POST /lm/jobs body from slurmctld's variables; MalformedValue when one is unusable."""
+    licenses = parse_job_licenses(environ.get("SLURM_JOB_LICENSES"))
+    job_id = environ.get("SLURM_JOB_ID", "")
+    if not job_id.isascii() or not job_id.isdigit():
+        raise MalformedValue(f"SLURM_JOB_ID={job_id!r} is not a job number")
+    username = environ.get("SLURM_JOB_USER") or environ.get("SLURM_JOB_UID")
+    if not username:
+        raise MalformedValue("neither SLURM_JOB_USER nor SLURM_JOB_UID is set")
+    return {
+        "slurm_job_id": int(job_id),
+        "username": username,
+        "lead_host": first_host(environ.get("SLURM_JOB_NODELIST")),
+        "bookings": [
+            {"product_feature": name, "quantity": count} for name, count in licenses.items()
+        ],
+    }
+
+
+def _book(config: AgentConfig, log: logging.Logger, job_id: str, job: dict[str, Any]) -> int:
+    from agent.api import ApiClient, ApiError
+
+    try:
+        response = ApiClient(config).request("POST", "/lm/jobs", json=job)
+    except ApiError as error:
+        return _undecided(config, log, job_id, str(error))
+    asked = " ".join(f"{b['product_feature']}={b['quantity']}" for b in job["bookings"])
+    who = f"user {job['username']}, lead host {job['lead_host']}"
+    if response.status == 201:
+        body = response.body if isinstance(response.body, dict) else {}
+        untracked = body.get("untracked") or []
+        ignored = f"; not tracked: {' '.join(untracked)}" if untracked else ""
+        log.info("job %s granted: %s (%s)%s", job_id, asked, who, ignored)
+        return GRANTED
+    if response.status == 409:
+        log.warning(
+            "job %s refused: %s (%s): %s%s; Slurm requeues it",
+            job_id,
+            asked,
+            who,
+            response.message,
+            _reasons(response.body),
+        )
+        return REFUSED
+    return _undecided(
+        config, log, job_id, f"POST /lm/jobs answered {response.status}: {response.message}"
+    )
+
+
+def _reasons(body: Any) -> str:
+    """`{"errors": {"a.b": {"requested": 5, "available": 3}}}` -> ` [a.b requested 5, ...]`."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, dict) or not errors:
+        return ""
+    parts = []
+    for name, reason in errors.items():
+        if isinstance(reason, dict):
+            reason = ", ".join(f"{key} {value}" for key, value in reason.items())
+        elif isinstance(reason, list):
+            reason = "; ".join(str(item) for item in reason)
+        parts.append(f"{name} {reason}")
+    return " [" + "; ".join(parts) + "]"
+
+
+def _undecided(config: AgentConfig, log: logging.Logger, job_id: str, problem: str) -> int:
+    """No answer from the API: apply `prolog_api_unreachable` and say so in one line."""
+    if config.prolog_api_unreachable == "allow":
+        log.error("job %s allowed unchecked: %s (prolog_api_unreachable=allow)", job_id, problem)
+        return GRANTED
+    log.error("job %s requeued unchecked: %s (prolog_api_unreachable=requeue)", job_id, problem)
+    return REFUSED

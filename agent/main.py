@@ -1,0 +1,148 @@
+"""`lm-agent`: reconcile [--loop], report, parse, prolog, epilog.
+
+Imports are made inside each command: the prolog of a job without licenses must exit before
+PyYAML, logging or the HTTP client are loaded (slurmctld waits for it on every job start).
+
+Exit codes: 0 success, 1 the command failed (prolog: refused), 2 invalid configuration or
+arguments, 3 `parse` found output that shows the server could not be read.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    from agent.config import AgentConfig
+
+SERVER_TYPES = ("flexlm", "rlm", "lsdyna", "lmx", "olicense", "dsls")
+CONFIG_ERROR = 2
+SERVER_UNREADABLE = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns (and exits with) the command's exit code."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments in (["prolog"], ["epilog"]):  # slurmctld's hooks: the lean path
+        from agent import hooks
+
+        hook = hooks.prolog if arguments == ["prolog"] else hooks.epilog
+        sys.exit(hook(os.environ))
+    options = _parser().parse_args(arguments)
+    if options.config:
+        os.environ["LM_AGENT_CONFIG"] = options.config
+    sys.exit(options.run(options))
+
+
+def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="lm-agent",
+        description="License Manager for Slurm agent: runs on the Slurm controller.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="agent.yaml to use (default: $LM_AGENT_CONFIG or /etc/license-manager/agent.yaml)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    reconcile = commands.add_parser(
+        "reconcile", help="poll license servers, report usage, clean jobs, size the reservation"
+    )
+    reconcile.add_argument(
+        "--loop", action="store_true", help="repeat every stat_interval seconds until stopped"
+    )
+    reconcile.set_defaults(run=_reconcile)
+
+    report = commands.add_parser(
+        "report", help="print what this cluster's license servers report, changing nothing"
+    )
+    report.set_defaults(run=_report)
+
+    parse = commands.add_parser("parse", help="parse a saved license-server tool output")
+    parse.add_argument("--type", required=True, choices=SERVER_TYPES, dest="server_type")
+    parse.add_argument(
+        "file", nargs="?", type=argparse.FileType("r"), default=sys.stdin, help="default: stdin"
+    )
+    parse.set_defaults(run=_parse)
+
+    for name, text in (
+        ("prolog", "PrologSlurmctld: book the job's licenses (exit 1 = refused)"),
+        ("epilog", "EpilogSlurmctld: release the job's licenses (always exit 0)"),
+    ):
+        commands.add_parser(name, help=text).set_defaults(run=_hook)
+    return parser
+
+
+def _hook(options: argparse.Namespace) -> int:
+    from agent import hooks
+
+    return getattr(hooks, options.command)(os.environ)
+
+
+def _load(command: str) -> AgentConfig:
+    """The validated configuration with logging set up; exit 2 when it is invalid."""
+    from agent.logs import start_command
+
+    setup = start_command(command)
+    if setup is None:
+        sys.exit(CONFIG_ERROR)
+    return setup[0]
+
+
+def _reconcile(options: argparse.Namespace) -> int:
+    from agent import reconcile
+
+    config = _load("reconcile")
+    if not options.loop:
+        return reconcile.run(config)
+    return _loop(config, reconcile.run)
+
+
+def _loop(config: AgentConfig, cycle: Callable[[AgentConfig], object]) -> int:
+    """Run `cycle(config)` every stat_interval seconds; a failed cycle is logged, not fatal."""
+    import logging
+    import time
+
+    log = logging.getLogger("agent.reconcile")
+    log.info("reconciling every %s s", config.stat_interval)
+    try:
+        while True:
+            started = time.monotonic()
+            try:
+                cycle(config)
+            except Exception:
+                log.exception("reconcile cycle failed; next one in %s s", config.stat_interval)
+            time.sleep(max(0.0, config.stat_interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        log.info("stopped")
+        return 0
+
+
+def _report(options: argparse.Namespace) -> int:
+    from agent import reconcile
+
+    return reconcile.report(_load("report"))
+
+
+def _parse(options: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from agent.parsers import ServerUnreadable, parse
+
+    with options.file:
+        text = options.file.read()
+    try:
+        features = parse(options.server_type, text)
+    except ServerUnreadable as error:
+        print(f"lm-agent parse: server unreadable: {error}", file=sys.stderr)
+        return SERVER_UNREADABLE
+    print(json.dumps({"features": {name: asdict(usage) for name, usage in features.items()}}))
+    return 0

@@ -1,0 +1,128 @@
+"""What slurmctld tells its PrologSlurmctld/EpilogSlurmctld hooks through the environment.
+
+Pure functions, standard library only and no Slurm command (hooks must not call scontrol):
+`parse_job_licenses` reads SLURM_JOB_LICENSES and `first_host` / `expand_hostlist` read
+SLURM_JOB_NODELIST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+NO_VALUE = ("", "(null)")
+
+
+class MalformedValue(ValueError):
+    """A SLURM_JOB_* variable does not have the documented shape; the message quotes it."""
+
+
+def parse_job_licenses(raw: str | None) -> dict[str, int]:
+    """The tracked licenses a job asked for, as {"product.feature": count}.
+
+    `raw` is `name[:count],...` as submitted: a missing count means 1, `(null)` or empty means
+    no licenses, `@server` suffixes are dropped and the same license named twice is summed.
+    Names without a `.` cannot be a product.feature of ours and are left out.
+    """
+    licenses: dict[str, int] = {}
+    if raw is None or raw.strip() in NO_VALUE:
+        return licenses
+    for item in raw.split(","):
+        name, separator, count_text = item.strip().partition(":")
+        name = name.strip()
+        if not name:
+            raise MalformedValue(f"SLURM_JOB_LICENSES={raw!r}: a license name is empty")
+        count = _license_count(raw, name, count_text.strip()) if separator else 1
+        product_feature = name.split("@", 1)[0]
+        product, dot, feature = product_feature.partition(".")
+        if not (product and dot and feature):
+            continue
+        licenses[product_feature] = licenses.get(product_feature, 0) + count
+    return licenses
+
+
+def _license_count(raw: str, name: str, text: str) -> int:
+    if not _is_number(text) or int(text) < 1:
+        raise MalformedValue(
+            f"SLURM_JOB_LICENSES={raw!r}: count of {name} must be a whole number >= 1, got {text!r}"
+        )
+    return int(text)
+
+
+def first_host(nodelist: str | None) -> str | None:
+    """The job's lead host: the first name of SLURM_JOB_NODELIST (None when there is none)."""
+    if nodelist is None or nodelist.strip() in NO_VALUE:
+        return None
+    return next(iter_hostlist(nodelist), None)
+
+
+def expand_hostlist(nodelist: str) -> list[str]:
+    """Every host of a Slurm hostlist: `node[01-03,07],gpu-[1-2]-ib` -> node01 ... gpu-2-ib."""
+    return list(iter_hostlist(nodelist))
+
+
+def iter_hostlist(nodelist: str) -> Iterator[str]:
+    """Hosts of a hostlist in Slurm's order, lazily (the prolog only needs the first)."""
+    for pattern in _split_top_level(nodelist):
+        yield from _expand_pattern(nodelist, pattern)
+
+
+def _split_top_level(nodelist: str) -> Iterator[str]:
+    """Split on the commas that are outside brackets."""
+    depth = 0
+    start = 0
+    for position, character in enumerate(nodelist):
+        if character == "[":
+            depth += 1
+            if depth > 1:
+                raise MalformedValue(f"hostlist {nodelist!r}: nested '['")
+        elif character == "]":
+            depth -= 1
+            if depth < 0:
+                raise MalformedValue(f"hostlist {nodelist!r}: ']' without '['")
+        elif character == "," and depth == 0:
+            yield _non_empty(nodelist, nodelist[start:position])
+            start = position + 1
+    if depth:
+        raise MalformedValue(f"hostlist {nodelist!r}: '[' is never closed")
+    yield _non_empty(nodelist, nodelist[start:])
+
+
+def _non_empty(nodelist: str, pattern: str) -> str:
+    pattern = pattern.strip()
+    if not pattern:
+        raise MalformedValue(f"hostlist {nodelist!r}: empty host name")
+    return pattern
+
+
+def _expand_pattern(nodelist: str, pattern: str) -> Iterator[str]:
+    """`rack[1-2]-n[01-02]` -> rack1-n01, rack1-n02, rack2-n01, rack2-n02."""
+    opening = pattern.find("[")
+    if opening < 0:
+        yield pattern
+        return
+    closing = pattern.index("]", opening)
+    prefix = pattern[:opening]
+    for middle in _expand_ranges(nodelist, pattern[opening + 1 : closing]):
+        for rest in _expand_pattern(nodelist, pattern[closing + 1 :]):
+            yield prefix + middle + rest
+
+
+def _expand_ranges(nodelist: str, ranges: str) -> Iterator[str]:
+    """`01-03,7` -> 01, 02, 03, 7 (the width of the low bound is kept: zero padding)."""
+    for part in ranges.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not _is_number(low) or (dash and not _is_number(high)):
+            raise MalformedValue(f"hostlist {nodelist!r}: bad range {part!r}")
+        if not dash:
+            yield low
+            continue
+        if int(high) < int(low):
+            raise MalformedValue(f"hostlist {nodelist!r}: range {part!r} goes down")
+        width = len(low)
+        for number in range(int(low), int(high) + 1):
+            yield str(number).zfill(width)
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only (str.isdigit also accepts characters such as superscripts)."""
+    return text.isascii() and text.isdigit()
