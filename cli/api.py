@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -29,9 +30,17 @@ class ApiError(CliError):
         super().__init__(describe_error_response(response))
 
 
+def status_phrase(response: requests.Response) -> str:
+    """`Not Found` rather than the server's spelling (werkzeug says `NOT FOUND`)."""
+    try:
+        return HTTPStatus(response.status_code).phrase
+    except ValueError:
+        return response.reason or ""
+
+
 def describe_error_response(response: requests.Response) -> str:
     """`409 Conflict: message (field: reason; ...)` from the API's JSON error body."""
-    heading = f"{response.status_code} {response.reason or ''}".rstrip()
+    heading = f"{response.status_code} {status_phrase(response)}".rstrip()
     try:
         body = response.json()
     except ValueError:

@@ -151,7 +151,7 @@ def show_health(client: ApiClient, args: argparse.Namespace) -> str:
     health = client.get("/health")
     if args.json:
         return output.as_json(health)
-    return ", ".join(f"{key}: {value}" for key, value in health.items())
+    return f"status: {health.get('status')}, database: {health.get('database')}"
 
 
 HANDLERS = {

@@ -1,0 +1,47 @@
+"""Reaching the API: health, credentials, and what the admin sees when something is wrong."""
+
+from __future__ import annotations
+
+from tests.cli.conftest import CliRunner, LiveApi, run_cli
+from tests.conftest import free_port
+
+
+def test_health_answers_without_a_token(api: LiveApi):
+    result = run_cli("health", env={"LM_API_URL": api.url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "status: ok, database: ok"
+
+
+def test_health_json_is_the_api_answer(api: LiveApi):
+    result = run_cli("--json", "health", env={"LM_API_URL": api.url})
+    assert result.json() == {"status": "ok", "database": "ok"}
+
+
+def test_unreachable_api_is_one_clear_line():
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("products", "list", env={"LM_API_URL": url})
+    assert result.returncode == 1
+    assert result.stderr == f"lm-cli: error: cannot reach the API at {url}: Connection refused\n"
+
+
+def test_missing_token_gets_the_401_and_a_hint(api: LiveApi):
+    result = run_cli("products", "list", env={"LM_API_URL": api.url})
+    assert result.returncode == 1
+    assert result.stderr.startswith("lm-cli: error: 401 Unauthorized")
+    assert "give --token, or --client-id and --client-secret" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_invalid_token_is_refused_with_the_api_reason(lm_cli: CliRunner):
+    result = lm_cli("products", "list", LM_TOKEN="not-a-jwt")
+    assert result.returncode == 1
+    assert result.stderr.startswith("lm-cli: error: 401 Unauthorized: ")
+    assert "hint" not in result.stderr and "give --token" not in result.stderr
+
+
+def test_missing_permission_is_a_403_line(api: LiveApi, lm_cli: CliRunner):
+    reader = api.token("license-manager:product:read")
+    result = lm_cli("products", "create", "--name", "abaqus", LM_TOKEN=reader)
+    assert result.returncode == 1
+    assert "403" in result.stderr
+    assert "missing permission license-manager:product:create" in result.stderr
