@@ -1,4 +1,5 @@
-"""Bounded field types for the resources' schemas: bad input is a 422, never a database error."""
+"""Shared schema building blocks: bounded fields (bad input is a 422, never a database error)
+and partial PUT bodies."""
 
 from __future__ import annotations
 
@@ -48,3 +49,10 @@ class Count(BoundedInteger):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(minimum=0, **kwargs)
+
+
+class PartialUpdate:
+    """Mixin for a PUT body schema: every field optional, only the fields sent change."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(partial=True, **kwargs)

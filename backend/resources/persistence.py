@@ -38,10 +38,18 @@ def abort_unknown_reference(field: str, model: type[db.Model], row_id: int) -> N
     )
 
 
-def require_reference(field: str, model: type[db.Model], row_id: int) -> None:
-    """Refuse (422) a body whose `field` names a row that does not exist."""
-    if db.session.get(model, row_id) is None:
+def require_reference(field: str, model: type[Row], row_id: int) -> Row:
+    """The row a body's `field` refers to; 422 naming the field when it does not exist."""
+    row = db.session.get(model, row_id)
+    if row is None:
         abort_unknown_reference(field, model, row_id)
+    return row
+
+
+def update_row(row: db.Model, changes: Mapping[str, Any]) -> None:
+    """Apply a PUT body's fields (partial: only those sent) to a row."""
+    for field, value in changes.items():
+        setattr(row, field, value)
 
 
 def commit_or_abort(refusals: Mapping[str, tuple[int, str]]) -> None:

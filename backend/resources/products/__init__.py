@@ -8,8 +8,8 @@ from backend import auth
 from backend.extensions import db
 from backend.models import Configuration, Feature, Product
 from backend.resources.listing import Listing, paginate
-from backend.resources.persistence import commit_or_abort, get_or_404
-from backend.resources.products.schemas import ProductSchema
+from backend.resources.persistence import commit_or_abort, get_or_404, update_row
+from backend.resources.products.schemas import ProductSchema, ProductUpdateSchema
 
 blp = Blueprint(
     "products", __name__, url_prefix="/products", description="Licensed products (abaqus, ...)"
@@ -54,15 +54,14 @@ class ProductById(MethodView):
         return get_or_404(Product, product_id)
 
     @auth.require("product", "update")
-    @blp.arguments(ProductSchema(partial=True))
+    @blp.arguments(ProductUpdateSchema)
     @blp.response(200, ProductSchema)
     @blp.alt_response(404, description="No product with this id")
     @blp.alt_response(409, description="Another product has this name")
     def put(self, product_data, product_id):
         """Rename a product."""
         product = get_or_404(Product, product_id)
-        for field, value in product_data.items():
-            setattr(product, field, value)
+        update_row(product, product_data)
         commit_or_abort(_duplicate_name(product.name))
         return product
 

@@ -1,0 +1,195 @@
+"""/lm/features: product.features of configurations, with the usage their agent reports."""
+
+from collections.abc import Iterable
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import contains_eager, joinedload
+
+from backend import auth
+from backend.booking import booked_on_pools
+from backend.extensions import db
+from backend.models import Configuration, Feature, Product, utcnow
+from backend.resources.features.schemas import (
+    FeatureReportSchema,
+    FeatureSchema,
+    FeatureUpdateSchema,
+)
+from backend.resources.listing import Listing, paginate
+from backend.resources.persistence import (
+    commit_or_abort,
+    get_or_404,
+    require_reference,
+    update_row,
+)
+
+blp = Blueprint(
+    "features",
+    __name__,
+    url_prefix="/features",
+    description="Features (product.feature) of configurations and their reported usage",
+)
+
+LISTING = Listing(
+    "Feature",
+    {
+        "id": Feature.id,
+        "name": Feature.name,
+        "product_name": Product.name,
+        "config_id": Feature.config_id,
+        "reserved": Feature.reserved,
+        "total": Feature.total,
+        "used": Feature.used,
+        "reported_at": Feature.reported_at,
+    },
+    (Feature.name, Product.name),
+)
+
+
+def with_booked(features: Iterable[Feature]) -> None:
+    """Give each feature its pool's `booked` count for the response (one query for all)."""
+    features = list(features)
+    booked = booked_on_pools(feature.id for feature in features)
+    for feature in features:
+        feature.booked = booked.get(feature.id, 0)
+
+
+def _refusals(feature: Feature, product: Product) -> dict[str, tuple[int, str]]:
+    return {
+        "uq_features_config_id_product_id_name": (
+            409,
+            f"Configuration {feature.config_id} already has feature {feature.name!r} "
+            f"of product {product.name!r}.",
+        ),
+        "fk_features_config_id_configurations": (
+            422,
+            f"No configuration with id {feature.config_id}.",
+        ),
+        "fk_features_product_id_products": (422, f"No product with id {feature.product_id}."),
+    }
+
+
+def _check_references(feature_data: dict) -> None:
+    if "config_id" in feature_data:
+        require_reference("config_id", Configuration, feature_data["config_id"])
+    if "product_id" in feature_data:
+        require_reference("product_id", Product, feature_data["product_id"])
+
+
+@blp.route("")
+class Features(MethodView):
+    @auth.require("feature", "read")
+    @blp.arguments(LISTING.args_schema, location="query")
+    @blp.response(200, FeatureSchema(many=True))
+    @blp.paginate()
+    def get(self, list_args, pagination_parameters):
+        """List features with their product, bookings and availability."""
+        statement = select(Feature).join(Feature.product).options(contains_eager(Feature.product))
+        features = paginate(LISTING.apply(statement, list_args), pagination_parameters)
+        with_booked(features)
+        return features
+
+    @auth.require("feature", "create")
+    @blp.arguments(FeatureSchema)
+    @blp.response(201, FeatureSchema)
+    @blp.alt_response(409, description="The configuration already has this product.feature")
+    def post(self, feature_data):
+        """Add a feature to a configuration."""
+        _check_references(feature_data)
+        feature = Feature(**feature_data)
+        db.session.add(feature)
+        commit_or_abort(_refusals(feature, db.session.get(Product, feature.product_id)))
+        with_booked([feature])
+        return feature
+
+
+@blp.route("/<int:feature_id>")
+class FeatureById(MethodView):
+    @auth.require("feature", "read")
+    @blp.response(200, FeatureSchema)
+    @blp.alt_response(404, description="No feature with this id")
+    def get(self, feature_id):
+        """Show a feature with its product, bookings and availability."""
+        feature = get_or_404(Feature, feature_id, joinedload(Feature.product))
+        with_booked([feature])
+        return feature
+
+    @auth.require("feature", "update")
+    @blp.arguments(FeatureUpdateSchema)
+    @blp.response(200, FeatureSchema)
+    @blp.alt_response(404, description="No feature with this id")
+    @blp.alt_response(409, description="The configuration already has this product.feature")
+    def put(self, feature_data, feature_id):
+        """Change a feature (only the fields sent), e.g. its desktop `reserved` count."""
+        feature = get_or_404(Feature, feature_id)
+        _check_references(feature_data)
+        update_row(feature, feature_data)
+        commit_or_abort(_refusals(feature, db.session.get(Product, feature.product_id)))
+        with_booked([feature])
+        return feature
+
+    @auth.require("feature", "delete")
+    @blp.response(204)
+    @blp.alt_response(404, description="No feature with this id")
+    def delete(self, feature_id):
+        """Delete a feature and the bookings on it."""
+        db.session.delete(get_or_404(Feature, feature_id))
+        db.session.commit()
+
+
+@blp.route("/by_client_id")
+class FeaturesOfMyCluster(MethodView):
+    @auth.require("feature", "update")
+    @blp.arguments(FeatureReportSchema(many=True))
+    @blp.response(200, FeatureSchema(many=True))
+    @blp.alt_response(404, description="Some reported features are not configured for the cluster")
+    def put(self, reports):
+        """Record the usage the caller's agent read from its license servers.
+
+        Features are matched by product and feature name, case-insensitively, among the
+        configurations of the token's cluster. One transaction: when any name is unknown,
+        nothing is written and the answer names every unknown one.
+        """
+        cluster = auth.current_identity().client_id
+        by_name = {
+            (report["product_name"].lower(), report["feature_name"].lower()): report
+            for report in reports
+        }
+        # Lock in id order, as booking admission does, so concurrent writers cannot deadlock.
+        features = db.session.scalars(
+            select(Feature)
+            .join(Feature.product)
+            .join(Feature.configuration)
+            .where(
+                Configuration.cluster_client_id == cluster,
+                tuple_(func.lower(Product.name), func.lower(Feature.name)).in_(list(by_name)),
+            )
+            .options(contains_eager(Feature.product))
+            .order_by(Feature.id)
+            .with_for_update(of=Feature)
+        ).all()
+        found = {(feature.product.name.lower(), feature.name.lower()) for feature in features}
+        unknown = [
+            f"{report['product_name']}.{report['feature_name']}"
+            for key, report in by_name.items()
+            if key not in found
+        ]
+        if unknown:
+            db.session.rollback()
+            abort(
+                404,
+                message=f"No feature {', '.join(unknown)} in the configurations of cluster "
+                f"{cluster!r}; nothing was updated.",
+                errors={"unknown": unknown},
+            )
+        now = utcnow()
+        for feature in features:
+            report = by_name[(feature.product.name.lower(), feature.name.lower())]
+            feature.total = report.get("total", feature.total)
+            feature.used = report.get("used", feature.used)
+            feature.report_status = report["status"]
+            feature.reported_at = now
+        db.session.commit()
+        with_booked(features)
+        return features

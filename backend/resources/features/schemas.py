@@ -1,0 +1,59 @@
+"""Feature payloads, and the agent's usage report."""
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from backend.models import REPORT_STATUSES, Feature
+from backend.resources.fields import Count, PartialUpdate, RowId, Text
+
+
+class ProductReferenceSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+
+
+class FeatureSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    name = Text(required=True, metadata={"example": "abaqus"})
+    product_id = RowId(required=True, load_only=True, metadata={"example": 1})
+    product = fields.Nested(ProductReferenceSchema, dump_only=True)
+    config_id = RowId(required=True, metadata={"example": 1})
+    reserved = Count(metadata={"description": "Licenses kept for desktops (default 0)"})
+    total = Count(metadata={"description": "Licenses on the server, as last reported"})
+    used = Count(metadata={"description": "Licenses in use on the server, as last reported"})
+    booked = fields.Integer(
+        dump_only=True, metadata={"description": "Bookings of every cluster on this pool"}
+    )
+    available = fields.Method(
+        "available_licenses",
+        dump_only=True,
+        metadata={"type": "integer", "description": "max(0, total - used - reserved - booked)"},
+    )
+    reported_at = fields.DateTime(dump_only=True, allow_none=True)
+    report_status = fields.String(dump_only=True, allow_none=True)
+
+    def available_licenses(self, feature: Feature) -> int:
+        return max(0, feature.total - feature.used - feature.reserved - feature.booked)
+
+
+class FeatureReportSchema(Schema):
+    """One feature's usage as the cluster's agent read it from the license server."""
+
+    product_name = Text(required=True, metadata={"example": "abaqus"})
+    feature_name = Text(required=True, metadata={"example": "abaqus"})
+    total = Count(metadata={"description": "Required unless status is unreachable"})
+    used = Count(metadata={"description": "Required unless status is unreachable"})
+    status = fields.String(load_default="ok", validate=validate.OneOf(REPORT_STATUSES))
+
+    @validates_schema
+    def counts_when_read(self, report: dict[str, Any], **kwargs: Any) -> None:
+        """A server that answered gives both counts; an unreachable one keeps the last values."""
+        if report.get("status") == "ok":
+            missing = [field for field in ("total", "used") if field not in report]
+            if missing:
+                raise ValidationError({field: ["Required when status is ok."] for field in missing})
+
+
+class FeatureUpdateSchema(PartialUpdate, FeatureSchema):
+    pass

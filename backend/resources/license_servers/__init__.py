@@ -1,0 +1,104 @@
+"""/lm/license_servers: the host:port mirrors a configuration's agent polls."""
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from backend import auth
+from backend.extensions import db
+from backend.models import Configuration, LicenseServer
+from backend.resources.license_servers.schemas import LicenseServerSchema, LicenseServerUpdateSchema
+from backend.resources.listing import Listing, paginate
+from backend.resources.persistence import (
+    commit_or_abort,
+    get_or_404,
+    require_reference,
+    update_row,
+)
+
+blp = Blueprint(
+    "license_servers",
+    __name__,
+    url_prefix="/license_servers",
+    description="License servers (host:port) of configurations; several are mirrors",
+)
+
+LISTING = Listing(
+    "LicenseServer",
+    {
+        "id": LicenseServer.id,
+        "host": LicenseServer.host,
+        "port": LicenseServer.port,
+        "config_id": LicenseServer.config_id,
+    },
+    (LicenseServer.host,),
+)
+
+
+def _refusals(server: LicenseServer) -> dict[str, tuple[int, str]]:
+    where = f"{server.host}:{server.port}"
+    return {
+        "uq_license_servers_config_id_host_port": (
+            409,
+            f"Configuration {server.config_id} already has license server {where}.",
+        ),
+        "fk_license_servers_config_id_configurations": (
+            422,
+            f"No configuration with id {server.config_id}.",
+        ),
+    }
+
+
+@blp.route("")
+class LicenseServers(MethodView):
+    @auth.require("license-server", "read")
+    @blp.arguments(LISTING.args_schema, location="query")
+    @blp.response(200, LicenseServerSchema(many=True))
+    @blp.paginate()
+    def get(self, list_args, pagination_parameters):
+        """List license servers."""
+        return paginate(LISTING.apply(select(LicenseServer), list_args), pagination_parameters)
+
+    @auth.require("license-server", "create")
+    @blp.arguments(LicenseServerSchema)
+    @blp.response(201, LicenseServerSchema)
+    @blp.alt_response(409, description="The configuration already has this host:port")
+    def post(self, server_data):
+        """Add a license server to a configuration."""
+        require_reference("config_id", Configuration, server_data["config_id"])
+        server = LicenseServer(**server_data)
+        db.session.add(server)
+        commit_or_abort(_refusals(server))
+        return server
+
+
+@blp.route("/<int:server_id>")
+class LicenseServerById(MethodView):
+    @auth.require("license-server", "read")
+    @blp.response(200, LicenseServerSchema)
+    @blp.alt_response(404, description="No license server with this id")
+    def get(self, server_id):
+        """Show a license server."""
+        return get_or_404(LicenseServer, server_id)
+
+    @auth.require("license-server", "update")
+    @blp.arguments(LicenseServerUpdateSchema)
+    @blp.response(200, LicenseServerSchema)
+    @blp.alt_response(404, description="No license server with this id")
+    @blp.alt_response(409, description="The configuration already has this host:port")
+    def put(self, server_data, server_id):
+        """Change a license server's host, port or configuration (only the fields sent)."""
+        server = get_or_404(LicenseServer, server_id)
+        if "config_id" in server_data:
+            require_reference("config_id", Configuration, server_data["config_id"])
+        update_row(server, server_data)
+        commit_or_abort(_refusals(server))
+        return server
+
+    @auth.require("license-server", "delete")
+    @blp.response(204)
+    @blp.alt_response(404, description="No license server with this id")
+    def delete(self, server_id):
+        """Remove a license server."""
+        db.session.delete(get_or_404(LicenseServer, server_id))
+        db.session.commit()
