@@ -1,0 +1,353 @@
+"""`lm-agent reconcile` (what cron runs) and `lm-agent report`.
+
+One reconcile cycle:
+1. read this cluster's configurations from the API and poll every license server;
+2. report total/used per feature (a pool that could not be read is sent as unreachable, so the
+   API refuses bookings on it);
+3. read the API's jobs, then Slurm's queue and licenses, and clean up: jobs that left Slurm,
+   ended or went back to pending are deleted; bookings older than their configuration's grace
+   time, or whose checkout now shows on the license server, are deleted;
+4. size the ONE license-only reservation from the refreshed bookings (`reserve_for`), and
+   create, update or delete it. Each change is one log line an admin can grep.
+
+The API's jobs are read before squeue on purpose: a prolog may post a job at any moment, and a
+job posted after our squeue snapshot would otherwise look like one that left Slurm.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.api import ApiClient, ApiError
+from agent.config import AgentConfig
+from agent.lock import exclusive_lock
+from agent.parsers import Checkout, FeatureUsage
+from agent.polling import PollResult, poll_all
+from agent.slurm import Slurm, SlurmError, SlurmJob, SlurmLicense
+
+log = logging.getLogger("agent.reconcile")
+
+CONFIGURATIONS_PATH = "/lm/configurations/by_client_id"
+FEATURES_PATH = "/lm/features/by_client_id"
+JOBS_PATH = "/lm/jobs/by_client_id"
+# Slurm answers in milliseconds; this only bounds a controller that has stopped answering.
+SLURM_TIMEOUT = 30.0
+# States in which a job holds its Slurm licenses; any other state ends its bookings.
+ACTIVE_JOB_STATES = frozenset(
+    {"CONFIGURING", "RUNNING", "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING"}
+)
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A configured feature with what it needs for cleanup: its pool's poll and grace time."""
+
+    configuration: Mapping[str, Any]
+    feature: Mapping[str, Any]
+    poll: PollResult
+
+    @property
+    def product_feature(self) -> str:
+        return f"{self.feature['product']['name']}.{self.feature['name']}"
+
+    @property
+    def usage(self) -> FeatureUsage | None:
+        return self.poll.usage(self.feature["name"])
+
+
+@dataclass(frozen=True)
+class LicenseTarget:
+    """How many tokens of one Slurm license the reservation must hold, and why."""
+
+    reserve: int
+    explanation: str
+
+
+def slurm_of(config: AgentConfig) -> Slurm:
+    return Slurm(
+        config.tools.scontrol,
+        config.tools.squeue,
+        slurm_conf=config.slurm_conf,
+        timeout=SLURM_TIMEOUT,
+    )
+
+
+def run(config: AgentConfig) -> int:
+    """One reconcile cycle under the lock; 0 when done (or another run holds the lock), else 1."""
+    with exclusive_lock(config.lock_file) as acquired:
+        if not acquired:
+            log.debug("another reconcile holds %s; nothing to do", config.lock_file)
+            return 0
+        try:
+            reconcile(config, ApiClient(config), slurm_of(config))
+        except (ApiError, SlurmError) as error:
+            log.error("reconcile failed: %s", error)
+            return 1
+    return 0
+
+
+def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> None:
+    """Poll, report, clean up and size the reservation (see the module docstring)."""
+    configurations = api.get(CONFIGURATIONS_PATH)
+    polls = poll_all(configurations, config.tool_path, config.tool_timeout)
+    api.put(FEATURES_PATH, usage_reports(polls))
+    api_jobs = api.get_all(JOBS_PATH)
+    slurm_jobs = slurm.jobs()
+    tracked = {item.feature["id"]: item for item in tracked_features(polls)}
+    clean_up(api, api_jobs, slurm_jobs, tracked, now=datetime.now(UTC))
+    refreshed = api.get(CONFIGURATIONS_PATH)  # `booked` after our deletions
+    targets = reservation_targets(config, refreshed, polls, slurm.licenses())
+    apply_reservation(slurm, config, targets)
+
+
+def tracked_features(polls: Iterable[PollResult]) -> Iterable[Tracked]:
+    for poll in polls:
+        for feature in poll.configuration["features"]:
+            yield Tracked(poll.configuration, feature, poll)
+
+
+def usage_reports(polls: Sequence[PollResult]) -> list[dict[str, Any]]:
+    """The body of PUT /lm/features/by_client_id: one entry per configured feature.
+
+    A feature its readable server does not list is reported unreachable too: the server has no
+    such pool (a typo, an expired license file), and claiming 0 used would invite bookings.
+    """
+    reports = []
+    for item in tracked_features(polls):
+        report: dict[str, Any] = {
+            "product_name": item.feature["product"]["name"],
+            "feature_name": item.feature["name"],
+        }
+        usage = item.usage
+        if usage is None:
+            report["status"] = "unreachable"
+            if item.poll.reachable:
+                log.warning(
+                    "%s is not on license server %s: reported unreachable",
+                    item.product_feature,
+                    item.poll.server,
+                )
+        else:
+            report.update(total=usage.total, used=usage.used, status="ok")
+        reports.append(report)
+    for poll in polls:
+        if not poll.reachable:
+            log.warning(
+                "configuration %s (%s) unreachable, its features reported so: %s",
+                poll.configuration["name"],
+                poll.configuration["type"],
+                poll.reason,
+            )
+    return reports
+
+
+def clean_up(
+    api: ApiClient,
+    api_jobs: Sequence[Mapping[str, Any]],
+    slurm_jobs: Sequence[SlurmJob],
+    tracked: Mapping[int, Tracked],
+    now: datetime,
+) -> None:
+    """Delete jobs Slurm no longer runs, then bookings past grace time or already checked out."""
+    state_of = {job.job_id: job.state for job in slurm_jobs}
+    unclaimed: dict[int, list[Checkout]] = {}  # checkouts not yet matched to a booking
+    for job in api_jobs:
+        state = state_of.get(job["slurm_job_id"])
+        if state not in ACTIVE_JOB_STATES:
+            why = "left Slurm" if state is None else f"is {state}"
+            if _delete(api, f"/lm/jobs/{job['id']}"):
+                log.info("job %s deleted with its bookings: it %s", job["slurm_job_id"], why)
+            continue
+        for booking in job["bookings"]:
+            item = tracked.get(booking["feature_id"])
+            if item is None:
+                continue  # a feature of a configuration created after our poll
+            why = _booking_expiry(booking, job, item, now, unclaimed)
+            if why and _delete(api, f"/lm/bookings/{booking['id']}"):
+                log.info(
+                    "booking of job %s deleted (%s x%s): %s",
+                    job["slurm_job_id"],
+                    item.product_feature,
+                    booking["quantity"],
+                    why,
+                )
+
+
+def _booking_expiry(
+    booking: Mapping[str, Any],
+    job: Mapping[str, Any],
+    item: Tracked,
+    now: datetime,
+    unclaimed: dict[int, list[Checkout]],
+) -> str | None:
+    """Why a booking of a running job can go, or None while it must stay."""
+    grace_time = item.configuration["grace_time"]
+    age = (now - _timestamp(booking["created_at"])).total_seconds()
+    if age >= grace_time:
+        return f"older than the grace time of {grace_time} s"
+    usage = item.usage
+    if usage is None:
+        return None
+    checkouts = unclaimed.setdefault(booking["feature_id"], list(usage.uses))
+    for checkout in checkouts:
+        if (
+            checkout.username == job["username"]
+            and _same_host(checkout.lead_host, job["lead_host"])
+            and checkout.count == booking["quantity"]
+        ):
+            checkouts.remove(checkout)  # one checkout releases one booking
+            return f"{job['username']}@{checkout.lead_host} checked out {checkout.count}"
+    return None
+
+
+def _same_host(server_host: str, slurm_host: str) -> bool:
+    """License servers print FQDNs or short names, Slurm node names are usually short."""
+    return server_host.split(".")[0].casefold() == slurm_host.split(".")[0].casefold()
+
+
+def _timestamp(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _delete(api: ApiClient, path: str) -> bool:
+    """DELETE that tolerates 404: the epilog may have removed the job a moment before."""
+    try:
+        api.delete(path)
+    except ApiError as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+def reserve_for(
+    server_used: int | None, slurm_license: SlurmLicense, bookings: int
+) -> LicenseTarget:
+    """Tokens Slurm must keep out of its jobs' reach: server_used - slurm_used + bookings.
+
+    - server_used: tokens checked out on the license server by anyone (desktops, other clusters,
+      and this cluster's jobs that already checked out).
+    - slurm_used: `Used` of `scontrol show lic`, the tokens this cluster's running jobs hold.
+      Our jobs that checked out are in both figures and cancel out. Slurm 22.05 counts licenses
+      of jobs running inside a reservation twice; ours is license-only and no job runs in it,
+      so `Used` is exactly what the jobs hold.
+    - bookings (of every cluster on the pool): jobs that were granted tokens but have not checked
+      them out yet. Ours are in slurm_used but not yet in server_used, so subtracting slurm_used
+      would hand their tokens out again; adding the booking restores them. Other clusters'
+      bookings are tokens about to disappear from the server.
+    A booking lasts until its job checked out (grace time, or an early release when the checkout
+    shows): meanwhile that job counts twice, which only errs on the safe side.
+    The result is clamped to [0, Total]; an unreadable server reserves everything (fail closed).
+    """
+    if server_used is None:
+        return LicenseTarget(slurm_license.total, "license server unreachable (fail closed)")
+    wanted = server_used - slurm_license.used + bookings
+    reserve = min(max(wanted, 0), slurm_license.total)
+    return LicenseTarget(
+        reserve,
+        f"server used {server_used}, slurm used {slurm_license.used}, bookings {bookings}",
+    )
+
+
+def reservation_targets(
+    config: AgentConfig,
+    configurations: Sequence[Mapping[str, Any]],
+    polls: Sequence[PollResult],
+    slurm_licenses: Mapping[str, SlurmLicense],
+) -> dict[str, LicenseTarget]:
+    """What the reservation must hold, per Slurm license name of every configured feature."""
+    poll_by_id = {poll.configuration["id"]: poll for poll in polls}
+    targets: dict[str, LicenseTarget] = {}
+    for configuration in configurations:
+        poll = poll_by_id.get(configuration["id"])
+        for feature in configuration["features"]:
+            name = config.slurm_license_name(
+                feature["product"]["name"], feature["name"], configuration["type"]
+            )
+            slurm_license = slurm_licenses.get(name)
+            if slurm_license is None:
+                log.warning("%s is not a license of this Slurm cluster: skipped", name)
+                continue
+            usage = poll.usage(feature["name"]) if poll else None
+            targets[name] = reserve_for(
+                usage.used if usage else None, slurm_license, feature["booked"]
+            )
+    return targets
+
+
+def apply_reservation(
+    slurm: Slurm, config: AgentConfig, targets: Mapping[str, LicenseTarget]
+) -> None:
+    """Make the reservation hold `targets`, logging one line per license that changes.
+
+    Nothing to reserve deletes the reservation rather than keeping one full of `:0` entries:
+    `scontrol show reservation` then shows only real constraints, and creating it again costs a
+    few milliseconds. Licenses no longer configured drop out of the list.
+    """
+    name = config.reservation_name
+    current = slurm.reservation(name)
+    before = current.licenses if current else {}
+    wanted = {license_name: t.reserve for license_name, t in targets.items() if t.reserve > 0}
+    for license_name in sorted(targets.keys() | before.keys()):
+        old, target = before.get(license_name, 0), targets.get(license_name)
+        new = target.reserve if target else 0
+        if old != new:
+            why = target.explanation if target else "no longer configured"
+            log.info("%s reserved %d -> %d: %s", license_name, old, new, why)
+    if not wanted:
+        if current is not None:
+            slurm.delete_reservation(name)
+            log.info("reservation %s deleted: nothing to reserve", name)
+        return
+    if current is None:
+        slurm.create_reservation(name, config.reservation_user, wanted)
+        log.info("reservation %s created for user %s", name, config.reservation_user)
+        return
+    renew = current.needs_renewal(datetime.now())  # Slurm prints local time
+    if renew or {k: v for k, v in before.items() if v} != wanted:
+        slurm.update_reservation(name, wanted, renew=renew)
+        if renew:
+            log.info("reservation %s renewed for another year", name)
+
+
+def report(config: AgentConfig) -> int:
+    """Print what this cluster's license servers say, per configured feature; change nothing."""
+    try:
+        configurations = ApiClient(config).get(CONFIGURATIONS_PATH)
+    except ApiError as error:
+        log.error("cannot read the configurations: %s", error)
+        return 1
+    polls = poll_all(configurations, config.tool_path, config.tool_timeout)
+    print("\n".join(report_lines(polls)))
+    return 0 if all(poll.reachable for poll in polls) else 1
+
+
+def report_lines(polls: Sequence[PollResult]) -> list[str]:
+    """Per configuration: where it was read, then each feature's total, used and checkouts."""
+    lines: list[str] = []
+    for poll in polls:
+        configuration = poll.configuration
+        header = f"{configuration['name']} ({configuration['type']})"
+        if poll.reachable:
+            lines.append(f"{header} read from {poll.server}")
+        else:
+            lines.append(f"{header} UNREACHABLE: {poll.reason}")
+        configured = set()
+        for item in tracked_features([poll]):
+            usage = item.usage
+            configured.add(item.feature["name"].casefold())
+            if usage is None:
+                state = "not on the server" if poll.reachable else "unknown"
+                lines.append(f"  {item.product_feature}: {state}")
+                continue
+            lines.append(f"  {item.product_feature}: total {usage.total}, used {usage.used}")
+            lines.extend(f"    {c.username}@{c.lead_host} {c.count}" for c in usage.uses)
+        others = sorted(n for n in poll.features or {} if n.casefold() not in configured)
+        if others:
+            lines.append(f"  also on the server, not configured: {', '.join(others)}")
+    return lines or ["no configuration for this cluster"]
