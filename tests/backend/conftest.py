@@ -13,6 +13,7 @@ from sqlalchemy import text
 from backend import auth, create_app
 from backend.extensions import db
 from backend.settings import Settings
+from tests.backend.catalog import Catalog
 
 PUBLIC_URL = "http://lm.test"
 # Rows the tests create; the built-in issuer's signing key survives so tokens stay valid.
@@ -55,3 +56,9 @@ def auth_headers(app: Flask) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token}"}
 
     return make
+
+
+@pytest.fixture
+def catalog(client: FlaskClient, auth_headers: Callable[..., dict[str, str]]) -> Catalog:
+    """Create configurations, servers, products and features through the API as an admin."""
+    return Catalog(client, auth_headers())
