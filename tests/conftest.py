@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devstack.postgres import PostgresCluster
+from devstack.slurm import SlurmCluster
 
 
 def free_port() -> int:
@@ -38,3 +39,23 @@ def postgres() -> Iterator[PostgresCluster]:
 def database_url(postgres: PostgresCluster) -> str:
     """An empty database for the backend tests (migrations are applied by the app fixture)."""
     return postgres.ensure_database("lm_test")
+
+
+# Licenses of the session's Slurm cluster; tests that change them put them back.
+SLURM_TEST_LICENSES = {"abaqus.abaqus@flexlm": 10, "ansys.cfd@rlm": 5}
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A real single-node Slurm 22.05 (own munged, slurmctld, slurmd) for the whole session.
+
+    Fails, never skips, when Slurm is missing: the error names the packages to install.
+    """
+    root = Path(tempfile.mkdtemp(prefix="lm-test-slurm-"))
+    cluster = SlurmCluster(root=root, licenses=dict(SLURM_TEST_LICENSES))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
