@@ -1,10 +1,16 @@
-"""Creating configurations, license servers, products and features through the API in tests."""
+"""Creating configurations, license servers, products and features through the API in tests,
+and bookings directly in the database."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from backend.extensions import db
+from backend.models import Booking, Job
 
 
 class Catalog:
@@ -32,3 +38,18 @@ class Catalog:
     def feature(self, config_id: int, product_id: int, name: str = "abaqus", **fields: Any):
         payload = {"name": name, "config_id": config_id, "product_id": product_id, **fields}
         return self.create("features", payload)
+
+
+def add_booking(app: Flask, feature_id: int, quantity: int, cluster: str = "cluster-a") -> int:
+    """A job of `cluster` holding `quantity` of a feature, written through the models; its id."""
+    with app.app_context():
+        job = Job(
+            slurm_job_id=str(db.session.scalar(select(func.count(Job.id))) + 1),
+            cluster_client_id=cluster,
+            username="user123",
+            lead_host="node01",
+            bookings=[Booking(feature_id=feature_id, quantity=quantity)],
+        )
+        db.session.add(job)
+        db.session.commit()
+        return job.id
