@@ -1,12 +1,12 @@
 """Command lines of the license-server tools, kept apart from parsing their output.
 
 One template per server type is the single source of truth: `tool_command` fills it in for the
-agent, and `match_arguments` reads it back for the simulator's fake tools, so both always agree.
+agent, and `match_arguments` reads it back for the simulator's fake tools (checking the result by
+rebuilding the command), so both always agree.
 """
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 TOOL_NAMES = {
@@ -29,8 +29,20 @@ _ARGUMENTS: dict[str, tuple[str, ...]] = {
 # DSLicSrv takes its commands on stdin; the server address is in the connect command.
 DSLS_SCRIPT = "connect {host} {port}\ngetLicenseUsage -csv\nquit\n"
 
-_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-_PLACEHOLDERS = {"{host}": f"(?P<host>{_HOST.pattern})", "{port}": r"(?P<port>\d{1,5})"}
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def valid_host(host: object) -> bool:
+    """A host name or IPv4 address: letters, digits, `_ . -`, not starting with `.` or `-`.
+
+    Plain string checks rather than a regex: the simulator's fake tools import this module on
+    every run and must start fast.
+    """
+    return (
+        isinstance(host, str)
+        and host[:1] not in ("", ".", "-")
+        and _HOST_CHARACTERS.issuperset(host)
+    )
 
 
 class ToolCommand(NamedTuple):
@@ -48,7 +60,7 @@ def tool_command(server_type: str, tool_path: str, host: str, port: int) -> Tool
         )
     if not tool_path:
         raise ValueError(f"no path given for the {TOOL_NAMES[server_type]} tool")
-    if not isinstance(host, str) or not _HOST.fullmatch(host):
+    if not valid_host(host):
         raise ValueError(f"invalid license server host {host!r}: expected a host name or address")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ValueError(f"invalid license server port {port!r}: expected 1 to 65535")
@@ -59,16 +71,22 @@ def tool_command(server_type: str, tool_path: str, host: str, port: int) -> Tool
 
 def match_arguments(server_type: str, arguments: list[str]) -> dict[str, str] | None:
     """The host and port that `arguments` fill in; None when they are not the tool's arguments."""
-    template = _ARGUMENTS[server_type]
-    if len(arguments) != len(template):
-        return None
     found: dict[str, str] = {}
-    for expected, actual in zip(template, arguments, strict=True):
-        pattern = re.escape(expected)
-        for placeholder, group in _PLACEHOLDERS.items():
-            pattern = pattern.replace(re.escape(placeholder), group)
-        match = re.fullmatch(pattern, actual)
-        if match is None:
-            return None
-        found.update(match.groupdict())
-    return found
+    template = _ARGUMENTS[server_type]
+    for expected, actual in zip(template, arguments, strict=False):
+        if expected == "{host}" or expected == "{port}":
+            found[expected[1:-1]] = actual
+        elif "@" in expected:
+            found["port"], _, found["host"] = actual.partition("@")
+        elif ":" in expected:
+            found["host"], _, found["port"] = actual.rpartition(":")
+    if not found:
+        return found if list(template) == arguments else None
+    port = found.get("port", "")
+    if not (port.isdigit() and valid_host(found.get("host"))):
+        return None
+    try:
+        rebuilt = tool_command(server_type, "tool", found["host"], int(port))
+    except ValueError:
+        return None
+    return found if rebuilt.argv[1:] == arguments else None

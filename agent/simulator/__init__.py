@@ -1,0 +1,1 @@
+"""License-server simulator: a JSON state and fake tools printing the real formats from it."""
