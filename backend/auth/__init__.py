@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import Flask, current_app
 from flask_smorest import Api
 
+from backend.auth.cli import clients_cli
 from backend.auth.guard import SECURITY_SCHEME, current_identity, ensure_cluster_access, require
+from backend.auth.issuer import blp as issuer_blp
+from backend.auth.issuer import create_authorization_server
 from backend.auth.keys import load_key_file, load_or_create_database_key
 from backend.auth.permissions import (
     ADMIN_PERMISSION,
@@ -24,7 +28,12 @@ from backend.auth.permissions import (
     validate_permission_names,
 )
 from backend.auth.provider import ProviderKeySource
-from backend.auth.tokens import BuiltinKeySource, InvalidTokenError, TokenVerifier, sign_token
+from backend.auth.tokens import (
+    BuiltinIssuer,
+    BuiltinKeySource,
+    InvalidTokenError,
+    TokenVerifier,
+)
 from backend.extensions import db
 from backend.settings import Settings
 
@@ -50,7 +59,9 @@ class AuthState:
 
     settings: Settings
     verifier: TokenVerifier
-    builtin_keys: BuiltinKeySource | None  # None when an external provider issues the tokens
+    # Both None when an external provider (LM_OIDC_ISSUER) issues the tokens.
+    issuer: BuiltinIssuer | None = None
+    authorization_server: AuthorizationServer | None = None
 
 
 def _builtin_key_source(settings: Settings) -> BuiltinKeySource:
@@ -60,42 +71,38 @@ def _builtin_key_source(settings: Settings) -> BuiltinKeySource:
     return BuiltinKeySource(lambda: load_or_create_database_key(db.session))
 
 
-def _auth_state(settings: Settings) -> AuthState:
+def _auth_state(app: Flask, settings: Settings) -> AuthState:
     if settings.oidc_issuer:
         provider = ProviderKeySource(settings.oidc_issuer, settings.oidc_jwks_min_refresh)
         verifier = TokenVerifier(
             provider, issuer=settings.oidc_issuer, audience=settings.oidc_audience
         )
-        return AuthState(settings, verifier, builtin_keys=None)
+        return AuthState(settings, verifier)
     keys = _builtin_key_source(settings)
+    issuer = BuiltinIssuer(
+        keys,
+        issuer=settings.public_url,
+        audience=settings.oidc_audience,
+        lifetime=settings.token_lifetime,
+    )
     verifier = TokenVerifier(keys, issuer=settings.public_url, audience=settings.oidc_audience)
-    return AuthState(settings, verifier, builtin_keys=keys)
-
-
-def state() -> AuthState:
-    """The current app's auth machinery."""
-    return current_app.extensions["license_manager_auth"]
+    return AuthState(settings, verifier, issuer, create_authorization_server(app, issuer))
 
 
 def issue_token(client_id: str, permissions: Iterable[str], lifetime: int | None = None) -> str:
     """Sign a token of the built-in issuer for `client_id` (needs an app context)."""
-    auth = state()
-    if auth.builtin_keys is None:
+    issuer = current_app.extensions["license_manager_auth"].issuer
+    if issuer is None:
         raise RuntimeError("tokens come from LM_OIDC_ISSUER; the built-in issuer is disabled")
-    return sign_token(
-        auth.builtin_keys.signing_key(),
-        issuer=auth.settings.public_url,
-        client_id=client_id,
-        permissions=permissions,
-        lifetime=lifetime or auth.settings.token_lifetime,
-        audience=auth.settings.oidc_audience,
-    )
+    return issuer.issue(client_id, permissions, lifetime)
 
 
 def init_app(app: Flask, api: Api) -> None:
     """Set up token validation, document the bearer scheme, register issuer endpoints and CLI."""
     settings: Settings = app.config["LM_SETTINGS"]
-    app.extensions["license_manager_auth"] = _auth_state(settings)
+    app.extensions["license_manager_auth"] = _auth_state(app, settings)
     api.spec.components.security_scheme(
         SECURITY_SCHEME, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    api.register_blueprint(issuer_blp)
+    app.cli.add_command(clients_cli)

@@ -57,31 +57,33 @@ class BuiltinKeySource:
         return self._key_set
 
 
-def sign_token(
-    key: RSAKey,
-    *,
-    issuer: str,
-    client_id: str,
-    permissions: Iterable[str],
-    lifetime: int,
-    audience: str | None = None,
-) -> str:
-    """A JWT for `client_id` carrying its permissions both as a list and as an OAuth scope."""
-    now = int(time.time())
-    granted = list(dict.fromkeys(permissions))
-    claims: dict[str, object] = {
-        "iss": issuer,
-        "sub": client_id,
-        "client_id": client_id,
-        "iat": now,
-        "exp": now + lifetime,
-        "permissions": granted,
-        "scope": " ".join(granted),
-    }
-    if audience:
-        claims["aud"] = audience
-    header = {"alg": SIGNING_ALGORITHM, "kid": key.kid}
-    return jwt.encode(header, claims, key, algorithms=[SIGNING_ALGORITHM])
+class BuiltinIssuer:
+    """Signs this backend's own tokens: issuer LM_PUBLIC_URL, key shared through the database."""
+
+    def __init__(self, keys: BuiltinKeySource, *, issuer: str, audience: str | None, lifetime: int):
+        self.keys = keys
+        self.issuer = issuer
+        self._audience = audience
+        self.lifetime = lifetime
+
+    def issue(self, client_id: str, permissions: Iterable[str], lifetime: int | None = None) -> str:
+        """A JWT for `client_id` carrying its permissions both as a list and as an OAuth scope."""
+        now = int(time.time())
+        granted = list(dict.fromkeys(permissions))
+        claims: dict[str, object] = {
+            "iss": self.issuer,
+            "sub": client_id,
+            "client_id": client_id,
+            "iat": now,
+            "exp": now + (lifetime or self.lifetime),
+            "permissions": granted,
+            "scope": " ".join(granted),
+        }
+        if self._audience:
+            claims["aud"] = self._audience
+        key = self.keys.signing_key()
+        header = {"alg": SIGNING_ALGORITHM, "kid": key.kid}
+        return jwt.encode(header, claims, key, algorithms=[SIGNING_ALGORITHM])
 
 
 class TokenVerifier:

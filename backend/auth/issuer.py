@@ -1,0 +1,183 @@
+"""The built-in token issuer: OIDC discovery, JWKS and an OAuth2 client_credentials endpoint."""
+
+from __future__ import annotations
+
+import http
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from flask import Flask, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields
+
+from backend.auth.clients import find_client, verify_secret
+from backend.auth.keys import SIGNING_ALGORITHM
+from backend.auth.tokens import BuiltinIssuer
+from backend.extensions import db
+from backend.models import OAuthClient
+
+TOKEN_PATH = "/lm/oauth/token"
+JWKS_PATH = "/lm/oauth/jwks"
+GRANT_TYPE = "client_credentials"
+CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+blp = Blueprint(
+    "oauth",
+    __name__,
+    description="Built-in token issuer (disabled when LM_OIDC_ISSUER names an external one)",
+)
+
+
+class IssuerClient(ClientMixin):
+    """Authlib's view of a stored client: client_credentials only, authenticated by its secret."""
+
+    def __init__(self, row: OAuthClient) -> None:
+        self.client_id = row.client_id
+        self._secret_hash = row.secret_hash
+        self._permissions = row.permissions.split()
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """All the client's permissions, or the requested subset; None (invalid_scope) beyond."""
+        if not scope:
+            return " ".join(self._permissions)
+        requested = scope.split()
+        if not set(requested) <= set(self._permissions):
+            return None
+        return " ".join(requested)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return verify_secret(client_secret, self._secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return endpoint == "token" and method in CLIENT_AUTH_METHODS
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == GRANT_TYPE
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = list(CLIENT_AUTH_METHODS)
+
+
+def _query_client(client_id: str) -> IssuerClient | None:
+    row = find_client(db.session, client_id)
+    return IssuerClient(row) if row else None
+
+
+def _save_token(token: dict[str, Any], request: Any) -> None:
+    """Tokens are self-contained JWTs: nothing to store."""
+
+
+def create_authorization_server(app: Flask, issuer: BuiltinIssuer) -> AuthorizationServer:
+    """Authlib's token endpoint, handing out our JWTs signed with the shared key."""
+
+    def access_token(client: IssuerClient, grant_type: str, user: Any, scope: str) -> str:
+        return issuer.issue(client.client_id, scope.split())
+
+    server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_token_generator(
+        GRANT_TYPE, BearerTokenGenerator(access_token, expires_generator=issuer.lifetime)
+    )
+    return server
+
+
+def _builtin_issuer() -> tuple[BuiltinIssuer, AuthorizationServer]:
+    """The built-in issuer's parts, or a clear 404 when an external provider issues tokens."""
+    auth = current_app.extensions["license_manager_auth"]
+    if auth.issuer is None or auth.authorization_server is None:
+        external = auth.settings.oidc_issuer
+        message = f"the built-in issuer is disabled: tokens come from {external}"
+        abort(http.HTTPStatus.NOT_FOUND, message=message)
+    return auth.issuer, auth.authorization_server
+
+
+class DiscoverySchema(Schema):
+    issuer = fields.String()
+    token_endpoint = fields.String()
+    jwks_uri = fields.String()
+    grant_types_supported = fields.List(fields.String())
+    token_endpoint_auth_methods_supported = fields.List(fields.String())
+    id_token_signing_alg_values_supported = fields.List(fields.String())
+
+
+class JwksSchema(Schema):
+    keys = fields.List(fields.Dict(), metadata={"description": "Public RSA keys (RFC 7517)"})
+
+
+@blp.route("/.well-known/openid-configuration")
+class Discovery(MethodView):
+    @blp.response(200, DiscoverySchema)
+    def get(self) -> dict[str, Any]:
+        """Where clients get tokens and the API's public keys (OpenID Connect discovery)."""
+        issuer, _ = _builtin_issuer()
+        return {
+            "issuer": issuer.issuer,
+            "token_endpoint": f"{issuer.issuer}{TOKEN_PATH}",
+            "jwks_uri": f"{issuer.issuer}{JWKS_PATH}",
+            "grant_types_supported": [GRANT_TYPE],
+            "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+            "id_token_signing_alg_values_supported": [SIGNING_ALGORITHM],
+        }
+
+
+@blp.route(JWKS_PATH)
+class Jwks(MethodView):
+    @blp.response(200, JwksSchema)
+    def get(self) -> dict[str, Any]:
+        """The public keys that verify tokens of the built-in issuer."""
+        issuer, _ = _builtin_issuer()
+        return issuer.keys.jwks()
+
+
+TOKEN_REQUEST_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": [GRANT_TYPE]},
+                        "scope": {"type": "string", "description": "subset of the permissions"},
+                        "client_id": {"type": "string", "description": "client_secret_post"},
+                        "client_secret": {"type": "string", "description": "client_secret_post"},
+                    },
+                }
+            }
+        },
+    },
+    "responses": {
+        "200": {"description": '{"access_token", "token_type": "Bearer", "expires_in", "scope"}'},
+        "400": {"description": "OAuth2 error: unsupported_grant_type, invalid_request, ..."},
+        "401": {"description": "OAuth2 error invalid_client: unknown client or wrong secret"},
+    },
+}
+
+
+@blp.route(TOKEN_PATH)
+class Token(MethodView):
+    @blp.doc(**TOKEN_REQUEST_DOC)
+    def post(self) -> Any:
+        """Exchange client credentials for a bearer token (OAuth2 client_credentials grant).
+
+        Authenticate with HTTP Basic (client_secret_basic) or form fields (client_secret_post).
+        """
+        _, server = _builtin_issuer()
+        return server.create_token_response()
