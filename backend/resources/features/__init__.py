@@ -55,12 +55,12 @@ def with_booked(features: Iterable[Feature]) -> None:
         feature.booked = booked.get(feature.id, 0)
 
 
-def _refusals(feature: Feature, product: Product) -> dict[str, tuple[int, str]]:
+def _refusals(feature: Feature, product_name: str) -> dict[str, tuple[int, str]]:
     return {
         "uq_features_config_id_product_id_name": (
             409,
             f"Configuration {feature.config_id} already has feature {feature.name!r} "
-            f"of product {product.name!r}.",
+            f"of product {product_name!r}.",
         ),
         "fk_features_config_id_configurations": (
             422,
@@ -68,13 +68,6 @@ def _refusals(feature: Feature, product: Product) -> dict[str, tuple[int, str]]:
         ),
         "fk_features_product_id_products": (422, f"No product with id {feature.product_id}."),
     }
-
-
-def _check_references(feature_data: dict) -> None:
-    if "config_id" in feature_data:
-        require_reference("config_id", Configuration, feature_data["config_id"])
-    if "product_id" in feature_data:
-        require_reference("product_id", Product, feature_data["product_id"])
 
 
 @blp.route("")
@@ -96,10 +89,12 @@ class Features(MethodView):
     @blp.alt_response(409, description="The configuration already has this product.feature")
     def post(self, feature_data):
         """Add a feature to a configuration."""
-        _check_references(feature_data)
+        require_reference("config_id", Configuration, feature_data["config_id"])
+        product = require_reference("product_id", Product, feature_data["product_id"])
         feature = Feature(**feature_data)
+        refusals = _refusals(feature, product.name)
         db.session.add(feature)
-        commit_or_abort(_refusals(feature, db.session.get(Product, feature.product_id)))
+        commit_or_abort(refusals)
         with_booked([feature])
         return feature
 
@@ -122,10 +117,14 @@ class FeatureById(MethodView):
     @blp.alt_response(409, description="The configuration already has this product.feature")
     def put(self, feature_data, feature_id):
         """Change a feature (only the fields sent), e.g. its desktop `reserved` count."""
-        feature = get_or_404(Feature, feature_id)
-        _check_references(feature_data)
+        feature = get_or_404(Feature, feature_id, joinedload(Feature.product))
+        if "config_id" in feature_data:
+            require_reference("config_id", Configuration, feature_data["config_id"])
+        product = feature.product
+        if "product_id" in feature_data:
+            product = require_reference("product_id", Product, feature_data["product_id"])
         update_row(feature, feature_data)
-        commit_or_abort(_refusals(feature, db.session.get(Product, feature.product_id)))
+        commit_or_abort(_refusals(feature, product.name))
         with_booked([feature])
         return feature
 
