@@ -101,10 +101,13 @@ def _job_record(environ: Mapping[str, str]) -> dict[str, Any]:
     username = environ.get("SLURM_JOB_USER") or environ.get("SLURM_JOB_UID")
     if not username:
         raise MalformedValue("neither SLURM_JOB_USER nor SLURM_JOB_UID is set")
+    lead_host = first_host(environ.get("SLURM_JOB_NODELIST"))
+    if lead_host is None:
+        raise MalformedValue("SLURM_JOB_NODELIST is not set: the job has no lead host")
     return {
-        "slurm_job_id": int(job_id),
+        "slurm_job_id": job_id,  # squeue's %A: array tasks have their own numeric id here
         "username": username,
-        "lead_host": first_host(environ.get("SLURM_JOB_NODELIST")),
+        "lead_host": lead_host,
         "bookings": [
             {"product_feature": name, "quantity": count} for name, count in licenses.items()
         ],
@@ -128,32 +131,16 @@ def _book(config: AgentConfig, log: logging.Logger, job_id: str, job: dict[str, 
         return GRANTED
     if response.status == 409:
         log.warning(
-            "job %s refused: %s (%s): %s%s; Slurm requeues it",
+            "job %s refused: %s (%s): %s; Slurm requeues it",
             job_id,
             asked,
             who,
-            response.message,
-            _reasons(response.body),
+            response.message.rstrip("."),
         )
         return REFUSED
     return _undecided(
         config, log, job_id, f"POST /lm/jobs answered {response.status}: {response.message}"
     )
-
-
-def _reasons(body: Any) -> str:
-    """`{"errors": {"a.b": {"requested": 5, "available": 3}}}` -> ` [a.b requested 5, ...]`."""
-    errors = body.get("errors") if isinstance(body, dict) else None
-    if not isinstance(errors, dict) or not errors:
-        return ""
-    parts = []
-    for name, reason in errors.items():
-        if isinstance(reason, dict):
-            reason = ", ".join(f"{key} {value}" for key, value in reason.items())
-        elif isinstance(reason, list):
-            reason = "; ".join(str(item) for item in reason)
-        parts.append(f"{name} {reason}")
-    return " [" + "; ".join(parts) + "]"
 
 
 def _undecided(config: AgentConfig, log: logging.Logger, job_id: str, problem: str) -> int:

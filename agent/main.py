@@ -97,9 +97,9 @@ def _load(command: str) -> AgentConfig:
 
 
 def _reconcile(options: argparse.Namespace) -> int:
+    config = _load("reconcile")
     from agent import reconcile
 
-    config = _load("reconcile")
     if not options.loop:
         return reconcile.run(config)
     return _loop(config, reconcile.run)
@@ -126,9 +126,10 @@ def _loop(config: AgentConfig, cycle: Callable[[AgentConfig], object]) -> int:
 
 
 def _report(options: argparse.Namespace) -> int:
+    config = _load("report")
     from agent import reconcile
 
-    return reconcile.report(_load("report"))
+    return reconcile.report(config)
 
 
 def _parse(options: argparse.Namespace) -> int:

@@ -1,0 +1,235 @@
+"""Agent fixtures: the real API under gunicorn, OAuth clients, agent.yaml files, `lm-agent` runs.
+
+The API is the production stack (gunicorn, built-in issuer, PostgreSQL); its access log shows
+which endpoints the agent really called, e.g. whether a prolog fetched a token.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import yaml
+
+from agent.api import ApiClient
+from agent.config import AgentConfig
+from devstack.api import ApiServer
+from devstack.postgres import PostgresCluster
+from devstack.processes import free_port
+
+LM_AGENT = str(Path(sys.executable).with_name("lm-agent"))
+AGENT_PERMISSIONS = [
+    f"license-manager:{resource}:{action}"
+    for resource, actions in {
+        "configuration": ("read",),
+        "license-server": ("read",),
+        "product": ("read",),
+        "feature": ("read", "update"),
+        "job": ("read", "create", "delete"),
+        "booking": ("read", "delete"),
+    }.items()
+    for action in actions
+]
+CATALOG_TABLES = "bookings, jobs, features, products, license_servers, configurations"
+
+
+@dataclass
+class LiveApi:
+    """The running API, an admin client for setting up data, and the access log."""
+
+    server: ApiServer
+    access_log: Path
+    database_url: str
+    state_dir: Path
+    admin: ApiClient
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def requests_seen(self) -> list[str]:
+        """`METHOD /path STATUS` of every request served so far, oldest first."""
+        if not self.access_log.exists():
+            return []
+        return [line.strip() for line in self.access_log.read_text().splitlines()]
+
+    def forget_requests(self) -> None:
+        self.access_log.write_text("")
+
+
+@pytest.fixture(scope="session")
+def api_server(
+    postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveApi]:
+    state_dir = tmp_path_factory.mktemp("lm-agent-api")
+    access_log = state_dir / "access.log"
+    access_options = f"--access-logfile {access_log} --access-logformat '%(m)s %(U)s %(s)s'"
+    server = ApiServer(
+        state_dir=state_dir,
+        database_url=postgres.ensure_database("lm_agent_test"),
+        port=free_port(),
+        extra_env={"GUNICORN_CMD_ARGS": access_options},
+    )
+    server.migrate()
+    admin = server.create_client("agent-tests-admin", ["license-manager:admin"])
+    server.start()
+    try:
+        yield LiveApi(
+            server=server,
+            access_log=access_log,
+            database_url=server.database_url,
+            state_dir=state_dir,
+            admin=ApiClient(client_config(server.url, admin, state_dir / "admin-cache")),
+        )
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_client(api_server: LiveApi) -> dict[str, str]:
+    """The OAuth client of cluster `cluster-a`'s agent, with the agent's permissions."""
+    return api_server.server.create_client("cluster-a", [" ".join(AGENT_PERMISSIONS)])
+
+
+@pytest.fixture
+def live_api(api_server: LiveApi) -> Iterator[LiveApi]:
+    """The API with an empty catalog and access log; emptied again after the test."""
+    api_server.forget_requests()
+    yield api_server
+    with psycopg2.connect(api_server.database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {CATALOG_TABLES} RESTART IDENTITY CASCADE")
+    connection.close()
+
+
+def client_config(
+    url: str, client: Mapping[str, str], token_cache_dir: Path, **settings: Any
+) -> AgentConfig:
+    """Settings of an API client for `client` ({"client_id", "client_secret"})."""
+    return AgentConfig(
+        api_url=url,
+        client_id=client["client_id"],
+        client_secret=client["client_secret"],
+        oidc_issuer=url,
+        token_cache_dir=str(token_cache_dir),
+        **settings,
+    )
+
+
+def seed_pool(
+    api: LiveApi, cluster: Mapping[str, str], features: Mapping[str, tuple[int, int]]
+) -> None:
+    """A flexlm configuration of the cluster with features {"product.feature": (total, used)},
+    reported by the cluster's client as just read from the license server (bookable)."""
+    admin = api.admin
+    configuration = admin.post(
+        "/lm/configurations",
+        {
+            "name": "pool",
+            "cluster_client_id": cluster["client_id"],
+            "grace_time": 300,
+            "type": "flexlm",
+        },
+    )
+    admin.post(
+        "/lm/license_servers", {"config_id": configuration["id"], "host": "lic1", "port": 27000}
+    )
+    products: dict[str, int] = {}
+    reports = []
+    for product_feature, (total, used) in features.items():
+        product, feature = product_feature.split(".", 1)
+        if product not in products:
+            products[product] = admin.post("/lm/products", {"name": product})["id"]
+        admin.post(
+            "/lm/features",
+            {"name": feature, "product_id": products[product], "config_id": configuration["id"]},
+        )
+        reports.append(
+            {"product_name": product, "feature_name": feature, "total": total, "used": used}
+        )
+    reporter = ApiClient(client_config(api.url, cluster, api.state_dir / "reporter-cache"))
+    reporter.put("/lm/features/by_client_id", reports)
+
+
+def write_agent_yaml(path: Path, settings: Mapping[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(dict(settings)))
+    return path
+
+
+def run_agent(
+    *arguments: str, env: Mapping[str, str], cwd: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`lm-agent ARGUMENTS` with exactly `env` (slurmctld gives hooks no PATH, HOME or USER)."""
+    return subprocess.run(
+        [LM_AGENT, *arguments],
+        env=dict(env),
+        cwd=cwd or os.getcwd(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# --- simulated license servers (lm-simulator) for polling and reconcile tests ---
+
+
+@dataclass
+class Simulator:
+    """An lm-simulator state file and its fake tools (lmutil, rlmutil, ...), state baked in."""
+
+    state: Path
+    tools_dir: Path
+
+    def __call__(self, *arguments: str) -> None:
+        """Run one `lm-simulator` command on our state; a refused command fails the test."""
+        from agent.simulator.main import main as simulator_main
+
+        exit_code = simulator_main(["--state", str(self.state), *arguments])
+        assert exit_code == 0, f"lm-simulator {' '.join(arguments)} exited {exit_code}"
+
+    def add_server(self, server_type: str, address: str, features: Mapping[str, int]) -> None:
+        """A license server at HOST:PORT offering `features` ({name: total})."""
+        host, port = address.rsplit(":", 1)
+        self("add-server", "--type", server_type, "--host", host, "--port", port)
+        for name, total in features.items():
+            self("add-feature", "--server", address, name, "--total", str(total))
+
+    def tool(self, server_type: str) -> str:
+        from agent.tools import TOOL_NAMES
+
+        return str(self.tools_dir / TOOL_NAMES[server_type])
+
+    def tool_paths(self) -> dict[str, str]:
+        """The `tools` settings of agent.yaml pointing at the fake tools."""
+        from agent.config import TOOL_BY_SERVER_TYPE
+
+        return {field: self.tool(kind) for kind, field in TOOL_BY_SERVER_TYPE.items()}
+
+    def running_tools(self) -> list[int]:
+        """Pids of fake tools still running (a killed, hung tool must not linger)."""
+        pids = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(arg.startswith(str(self.tools_dir).encode()) for arg in argv):
+                pids.append(int(cmdline.parent.name))
+        return pids
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Simulator:
+    """An empty simulator with its tools installed in tmp_path/tools."""
+    sim = Simulator(state=tmp_path / "simulator.json", tools_dir=tmp_path / "tools")
+    sim("init")
+    sim("install-tools", str(sim.tools_dir))
+    return sim

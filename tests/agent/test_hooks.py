@@ -1,0 +1,233 @@
+"""`lm-agent prolog` / `epilog` run as slurmctld runs them: a fresh process whose environment
+holds only the job's SLURM_* variables (no PATH, HOME or USER), against the real API."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.processes import free_port
+from tests.agent.conftest import LiveApi, run_agent, seed_pool, write_agent_yaml
+
+TOKEN_REQUEST = "POST /lm/oauth/token 200"
+WriteConfig = Callable[..., Path]
+
+
+@pytest.fixture
+def agent_yaml(tmp_path: Path, api_server: LiveApi, cluster_client: dict[str, str]) -> WriteConfig:
+    """Writes agent.yaml for cluster-a's agent (log and token cache in tmp_path)."""
+
+    def write(**overrides: Any) -> Path:
+        settings = {
+            "api_url": api_server.url,
+            "client_id": cluster_client["client_id"],
+            "client_secret": cluster_client["client_secret"],
+            "log_file": str(tmp_path / "log" / "agent.log"),
+            "token_cache_dir": str(tmp_path / "cache"),
+            **overrides,
+        }
+        return write_agent_yaml(tmp_path / "agent.yaml", settings)
+
+    return write
+
+
+def job_env(config: Path, job_id: str, licenses: str | None, **variables: str) -> dict[str, str]:
+    """What slurmctld exports to PrologSlurmctld for one job."""
+    env = {
+        "LM_AGENT_CONFIG": str(config),
+        "SLURM_JOB_ID": job_id,
+        "SLURM_JOB_USER": "alice",
+        "SLURM_JOB_UID": "1001",
+        "SLURM_JOB_NODELIST": "node[03-04]",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_CLUSTER_NAME": "cluster-a",
+        "SLURM_SCRIPT_CONTEXT": "prolog_slurmctld",
+        **variables,
+    }
+    if licenses is not None:
+        env["SLURM_JOB_LICENSES"] = licenses
+    return env
+
+
+def hook(command: str, env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
+    """Run the hook from slurmctld's log dir; returns its exit code and the agent log."""
+    log_dir = tmp_path / "slurmctld-log"
+    log_dir.mkdir(exist_ok=True)
+    result = run_agent(command, env=env, cwd=log_dir)
+    log_file = tmp_path / "log" / "agent.log"
+    return result.returncode, log_file.read_text() if log_file.exists() else ""
+
+
+def jobs_in_api(api: LiveApi) -> dict[str, dict[str, Any]]:
+    return {job["slurm_job_id"]: job for job in api.admin.get_all("/lm/jobs")}
+
+
+@pytest.fixture
+def pool(live_api: LiveApi, cluster_client: dict[str, str]) -> LiveApi:
+    """abaqus.abaqus: 10 on the server, 2 used; ansys.cfd: 4, none used."""
+    seed_pool(live_api, cluster_client, {"abaqus.abaqus": (10, 2), "ansys.cfd": (4, 0)})
+    live_api.forget_requests()
+    return live_api
+
+
+@pytest.mark.parametrize("licenses", [None, "(null)", "", "matlab:2"])
+@pytest.mark.parametrize("command", ["prolog", "epilog"])
+def test_a_job_without_tracked_licenses_passes_without_config_or_api(
+    tmp_path: Path, command: str, licenses: str | None
+) -> None:
+    env = job_env(tmp_path / "no-such-agent.yaml", "7", licenses)
+
+    result = run_agent(command, env=env, cwd=tmp_path)
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_prolog_books_the_tracked_licenses_and_the_job_starts(
+    pool: LiveApi, agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    licenses = "abaqus.abaqus@flexlm:3,ansys.cfd@flexlm,abaqus.abaqus@flexlm:1,matlab.base@rlm"
+    env = job_env(agent_yaml(), "101", licenses)
+
+    code, log = hook("prolog", env, tmp_path)
+
+    assert code == 0
+    job = jobs_in_api(pool)["101"]
+    assert (job["cluster_client_id"], job["username"], job["lead_host"]) == (
+        "cluster-a",
+        "alice",
+        "node03",
+    )
+    assert {b["product_feature"]: b["quantity"] for b in job["bookings"]} == {
+        "abaqus.abaqus": 4,
+        "ansys.cfd": 1,
+    }
+    assert "job 101 granted: abaqus.abaqus=4 ansys.cfd=1 matlab.base=1" in log
+    assert "not tracked: matlab.base" in log
+
+
+def test_prolog_refuses_a_job_when_the_pool_lacks_licenses(
+    pool: LiveApi, agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    env = job_env(agent_yaml(), "102", "abaqus.abaqus@flexlm:9,ansys.cfd@flexlm:1")
+
+    code, log = hook("prolog", env, tmp_path)
+
+    assert code == 1
+    assert "102" not in jobs_in_api(pool)
+    refusal = next(line for line in log.splitlines() if "job 102 refused" in line)
+    assert "abaqus.abaqus: 9 requested, 8 available" in refusal
+    assert "Slurm requeues it" in refusal
+
+
+@pytest.mark.parametrize(("policy", "exit_code"), [("requeue", 1), ("allow", 0)])
+def test_unreachable_api_follows_the_configured_policy(
+    agent_yaml: WriteConfig, tmp_path: Path, policy: str, exit_code: int
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    config = agent_yaml(api_url=nowhere, prolog_api_unreachable=policy)
+
+    code, log = hook("prolog", job_env(config, "103", "abaqus.abaqus@flexlm:1"), tmp_path)
+
+    assert code == exit_code
+    decision = "requeued" if policy == "requeue" else "allowed"
+    assert f"job 103 {decision} unchecked: cannot reach {nowhere}" in log
+    assert "connection refused" in log
+
+
+def test_a_rejected_client_secret_follows_the_policy_and_says_why(
+    live_api: LiveApi, agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    config = agent_yaml(client_secret="not-the-secret")
+
+    code, log = hook("prolog", job_env(config, "104", "abaqus.abaqus@flexlm:1"), tmp_path)
+
+    assert code == 1
+    assert "job 104 requeued unchecked: token endpoint" in log
+    assert "refused client 'cluster-a'" in log
+
+
+@pytest.mark.parametrize(("policy", "exit_code"), [("requeue", 1), ("allow", 0)])
+def test_malformed_licenses_are_logged_and_follow_the_policy(
+    live_api: LiveApi, agent_yaml: WriteConfig, tmp_path: Path, policy: str, exit_code: int
+) -> None:
+    env = job_env(agent_yaml(prolog_api_unreachable=policy), "105", "abaqus.abaqus@flexlm:two")
+
+    code, log = hook("prolog", env, tmp_path)
+
+    assert code == exit_code
+    assert "SLURM_JOB_LICENSES='abaqus.abaqus@flexlm:two'" in log
+    assert "must be a whole number" in log
+    assert not any("/lm/jobs" in line for line in live_api.requests_seen())
+
+
+def test_the_token_is_cached_per_user_and_reused(
+    pool: LiveApi, agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    config = agent_yaml()
+
+    first, _ = hook("prolog", job_env(config, "106", "abaqus.abaqus@flexlm:1"), tmp_path)
+    second, _ = hook("prolog", job_env(config, "107", "ansys.cfd@flexlm:1"), tmp_path)
+
+    assert (first, second) == (0, 0)
+    assert pool.requests_seen().count(TOKEN_REQUEST) == 1
+    cache = tmp_path / "cache" / f"token-{os.geteuid()}.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+
+
+def test_a_token_the_api_rejects_is_replaced_once(
+    pool: LiveApi, agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    config = agent_yaml()
+    assert hook("prolog", job_env(config, "108", "abaqus.abaqus@flexlm:1"), tmp_path)[0] == 0
+    cache = tmp_path / "cache" / f"token-{os.geteuid()}.json"
+    entry = json.loads(cache.read_text())
+    cache.write_text(json.dumps({**entry, "access_token": "revoked-token"}))
+    pool.forget_requests()
+
+    code, log = hook("prolog", job_env(config, "109", "abaqus.abaqus@flexlm:1"), tmp_path)
+
+    assert code == 0
+    assert "job 109 granted" in log
+    assert pool.requests_seen() == ["POST /lm/jobs 401", TOKEN_REQUEST, "POST /lm/jobs 201"]
+    assert json.loads(cache.read_text())["access_token"] not in (
+        "revoked-token",
+        entry["access_token"],
+    )
+
+
+def test_epilog_releases_the_job_and_its_bookings(
+    pool: LiveApi, agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    env = job_env(agent_yaml(), "110", "abaqus.abaqus@flexlm:5")
+    assert hook("prolog", env, tmp_path)[0] == 0
+
+    code, log = hook("epilog", {**env, "SLURM_SCRIPT_CONTEXT": "epilog_slurmctld"}, tmp_path)
+
+    assert code == 0
+    assert "110" not in jobs_in_api(pool)
+    assert "job 110 released: its bookings are deleted" in log
+
+
+def test_epilog_of_a_job_the_api_does_not_know_is_fine(
+    live_api: LiveApi, agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    code, log = hook("epilog", job_env(agent_yaml(), "111", "abaqus.abaqus@flexlm:1"), tmp_path)
+
+    assert code == 0
+    assert "job 111 released: the API held no record of it" in log
+
+
+def test_epilog_never_fails_when_the_api_is_down(agent_yaml: WriteConfig, tmp_path: Path) -> None:
+    config = agent_yaml(api_url=f"http://127.0.0.1:{free_port()}")
+
+    code, log = hook("epilog", job_env(config, "112", "abaqus.abaqus@flexlm:1"), tmp_path)
+
+    assert code == 0
+    assert "job 112 not released: cannot reach" in log
+    assert "reconcile will remove it" in log
