@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -77,7 +78,9 @@ class Configurations(MethodView):
     @auth.require("configuration", "create")
     @blp.arguments(ConfigurationSchema)
     @blp.response(201, ConfigurationSchema)
-    @blp.alt_response(409, description="The cluster already has a configuration of this name")
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="The cluster already has a configuration of this name"
+    )
     def post(self, configuration_data):
         """Create a configuration; add its license servers and features afterwards."""
         configuration = Configuration(**configuration_data)
@@ -106,7 +109,7 @@ class ConfigurationsOfMyCluster(MethodView):
 class ConfigurationById(MethodView):
     @auth.require("configuration", "read")
     @blp.response(200, ConfigurationSchema)
-    @blp.alt_response(404, description="No configuration with this id")
+    @blp.alt_response(404, schema=ErrorSchema, description="No configuration with this id")
     def get(self, config_id):
         """Show a configuration with its license servers and features."""
         return _load(config_id)
@@ -114,8 +117,10 @@ class ConfigurationById(MethodView):
     @auth.require("configuration", "update")
     @blp.arguments(ConfigurationUpdateSchema)
     @blp.response(200, ConfigurationSchema)
-    @blp.alt_response(404, description="No configuration with this id")
-    @blp.alt_response(409, description="The cluster already has a configuration of this name")
+    @blp.alt_response(404, schema=ErrorSchema, description="No configuration with this id")
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="The cluster already has a configuration of this name"
+    )
     def put(self, configuration_data, config_id):
         """Change a configuration (only the fields sent)."""
         configuration = get_or_404(Configuration, config_id)
@@ -125,7 +130,7 @@ class ConfigurationById(MethodView):
 
     @auth.require("configuration", "delete")
     @blp.response(204)
-    @blp.alt_response(404, description="No configuration with this id")
+    @blp.alt_response(404, schema=ErrorSchema, description="No configuration with this id")
     def delete(self, config_id):
         """Delete a configuration with its license servers, features and their bookings."""
         db.session.delete(get_or_404(Configuration, config_id))

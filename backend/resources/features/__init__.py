@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import contains_eager, joinedload
 
@@ -86,7 +87,9 @@ class Features(MethodView):
     @auth.require("feature", "create")
     @blp.arguments(FeatureSchema)
     @blp.response(201, FeatureSchema)
-    @blp.alt_response(409, description="The configuration already has this product.feature")
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="The configuration already has this product.feature"
+    )
     def post(self, feature_data):
         """Add a feature to a configuration."""
         require_reference("config_id", Configuration, feature_data["config_id"])
@@ -103,7 +106,7 @@ class Features(MethodView):
 class FeatureById(MethodView):
     @auth.require("feature", "read")
     @blp.response(200, FeatureSchema)
-    @blp.alt_response(404, description="No feature with this id")
+    @blp.alt_response(404, schema=ErrorSchema, description="No feature with this id")
     def get(self, feature_id):
         """Show a feature with its product, bookings and availability."""
         feature = get_or_404(Feature, feature_id, joinedload(Feature.product))
@@ -113,8 +116,10 @@ class FeatureById(MethodView):
     @auth.require("feature", "update")
     @blp.arguments(FeatureUpdateSchema)
     @blp.response(200, FeatureSchema)
-    @blp.alt_response(404, description="No feature with this id")
-    @blp.alt_response(409, description="The configuration already has this product.feature")
+    @blp.alt_response(404, schema=ErrorSchema, description="No feature with this id")
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="The configuration already has this product.feature"
+    )
     def put(self, feature_data, feature_id):
         """Change a feature (only the fields sent), e.g. its desktop `reserved` count."""
         feature = get_or_404(Feature, feature_id, joinedload(Feature.product))
@@ -130,7 +135,7 @@ class FeatureById(MethodView):
 
     @auth.require("feature", "delete")
     @blp.response(204)
-    @blp.alt_response(404, description="No feature with this id")
+    @blp.alt_response(404, schema=ErrorSchema, description="No feature with this id")
     def delete(self, feature_id):
         """Delete a feature and the bookings on it."""
         db.session.delete(get_or_404(Feature, feature_id))
@@ -142,7 +147,11 @@ class FeaturesOfMyCluster(MethodView):
     @auth.require("feature", "update")
     @blp.arguments(FeatureReportSchema(many=True))
     @blp.response(200, FeatureSchema(many=True))
-    @blp.alt_response(404, description="Some reported features are not configured for the cluster")
+    @blp.alt_response(
+        404,
+        schema=ErrorSchema,
+        description="Some reported features are not configured for the cluster",
+    )
     def put(self, reports):
         """Record the usage the caller's agent read from its license servers.
 

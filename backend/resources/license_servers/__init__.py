@@ -2,6 +2,7 @@
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import select
 
 from backend import auth
@@ -62,7 +63,9 @@ class LicenseServers(MethodView):
     @auth.require("license-server", "create")
     @blp.arguments(LicenseServerSchema)
     @blp.response(201, LicenseServerSchema)
-    @blp.alt_response(409, description="The configuration already has this host:port")
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="The configuration already has this host:port"
+    )
     def post(self, server_data):
         """Add a license server to a configuration."""
         require_reference("config_id", Configuration, server_data["config_id"])
@@ -76,7 +79,7 @@ class LicenseServers(MethodView):
 class LicenseServerById(MethodView):
     @auth.require("license-server", "read")
     @blp.response(200, LicenseServerSchema)
-    @blp.alt_response(404, description="No license server with this id")
+    @blp.alt_response(404, schema=ErrorSchema, description="No license server with this id")
     def get(self, server_id):
         """Show a license server."""
         return get_or_404(LicenseServer, server_id)
@@ -84,8 +87,10 @@ class LicenseServerById(MethodView):
     @auth.require("license-server", "update")
     @blp.arguments(LicenseServerUpdateSchema)
     @blp.response(200, LicenseServerSchema)
-    @blp.alt_response(404, description="No license server with this id")
-    @blp.alt_response(409, description="The configuration already has this host:port")
+    @blp.alt_response(404, schema=ErrorSchema, description="No license server with this id")
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="The configuration already has this host:port"
+    )
     def put(self, server_data, server_id):
         """Change a license server's host, port or configuration (only the fields sent)."""
         server = get_or_404(LicenseServer, server_id)
@@ -97,7 +102,7 @@ class LicenseServerById(MethodView):
 
     @auth.require("license-server", "delete")
     @blp.response(204)
-    @blp.alt_response(404, description="No license server with this id")
+    @blp.alt_response(404, schema=ErrorSchema, description="No license server with this id")
     def delete(self, server_id):
         """Remove a license server."""
         db.session.delete(get_or_404(LicenseServer, server_id))

@@ -2,6 +2,7 @@
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import select
 
 from backend import auth
@@ -35,7 +36,7 @@ class Products(MethodView):
     @auth.require("product", "create")
     @blp.arguments(ProductSchema)
     @blp.response(201, ProductSchema)
-    @blp.alt_response(409, description="A product with this name exists")
+    @blp.alt_response(409, schema=ErrorSchema, description="A product with this name exists")
     def post(self, product_data):
         """Create a product."""
         product = Product(**product_data)
@@ -48,7 +49,7 @@ class Products(MethodView):
 class ProductById(MethodView):
     @auth.require("product", "read")
     @blp.response(200, ProductSchema)
-    @blp.alt_response(404, description="No product with this id")
+    @blp.alt_response(404, schema=ErrorSchema, description="No product with this id")
     def get(self, product_id):
         """Show a product."""
         return get_or_404(Product, product_id)
@@ -56,8 +57,8 @@ class ProductById(MethodView):
     @auth.require("product", "update")
     @blp.arguments(ProductUpdateSchema)
     @blp.response(200, ProductSchema)
-    @blp.alt_response(404, description="No product with this id")
-    @blp.alt_response(409, description="Another product has this name")
+    @blp.alt_response(404, schema=ErrorSchema, description="No product with this id")
+    @blp.alt_response(409, schema=ErrorSchema, description="Another product has this name")
     def put(self, product_data, product_id):
         """Rename a product."""
         product = get_or_404(Product, product_id)
@@ -67,8 +68,8 @@ class ProductById(MethodView):
 
     @auth.require("product", "delete")
     @blp.response(204)
-    @blp.alt_response(404, description="No product with this id")
-    @blp.alt_response(409, description="Features still refer to the product")
+    @blp.alt_response(404, schema=ErrorSchema, description="No product with this id")
+    @blp.alt_response(409, schema=ErrorSchema, description="Features still refer to the product")
     def delete(self, product_id):
         """Delete a product that no feature refers to any more."""
         product = get_or_404(Product, product_id)
