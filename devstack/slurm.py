@@ -54,6 +54,17 @@ class JobStatus(NamedTuple):
     reason: str
 
 
+@dataclass(frozen=True)
+class HeldJob:
+    """A submitted job that keeps running (holding its licenses) until `release()`."""
+
+    job_id: int
+    gate: Path
+
+    def release(self) -> None:
+        self.gate.touch()
+
+
 def node_hardware() -> str:
     """This machine's CPU/memory description from `slurmd -C`, without NodeName and UpTime."""
     described = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True)
@@ -247,6 +258,12 @@ class SlurmCluster:
             submitted = self.run(*argv, f"--wrap={script_or_command}")
         return int(submitted.stdout.strip().split(";")[0])
 
+    def submit_held(self, *extra_args: str, licenses: Mapping[str, int] | None = None) -> HeldJob:
+        """A job that runs until released: tests look at a job while it holds its licenses."""
+        gate = self.job_dir / f"release-{uuid.uuid4().hex}"
+        command = f"while [ ! -e {gate} ]; do sleep 0.1; done"
+        return HeldJob(self.submit(command, *extra_args, licenses=licenses), gate)
+
     def cancel_all_jobs(self) -> None:
         """Cancel every job of this cluster: tests sharing one cluster start from an empty queue."""
         job_ids = self.run("squeue", "-h", "-o", "%i").stdout.split()
@@ -279,6 +296,21 @@ class SlurmCluster:
             return status if status and status.state in states else None
 
         return wait_for(reached, timeout, f"job {job_id} to reach {'/'.join(states)}")
+
+    def wait_for_reason(self, job_id: int, timeout: float = 10.0) -> str:
+        """Why a job pends, once the scheduler has looked at it (a new job's reason is None)."""
+
+        def evaluated() -> str | None:
+            status = self.job_status(job_id)
+            return status.reason if status and status.reason != "None" else None
+
+        return wait_for(evaluated, timeout, f"job {job_id} to get a pending reason")
+
+    def job_restarts(self, job_id: int) -> int:
+        """How often Slurm requeued the job (e.g. after PrologSlurmctld refused it)."""
+        shown = self.run("scontrol", "-o", "show", "job", str(job_id)).stdout
+        fields = dict(word.split("=", 1) for word in shown.split() if "=" in word)
+        return int(fields["Restarts"])
 
     def license_usage(self) -> dict[str, dict[str, int]]:
         """`scontrol show lic -o` as {name: {"Total", "Used", "Free", "Reserved": count}}."""

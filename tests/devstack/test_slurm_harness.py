@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.processes import is_alive, pids_with_environment, read_pid, wait_for
+from devstack.processes import is_alive, pids_with_environment, read_pid
 from devstack.slurm import MARKER_VARIABLE, SlurmCluster, SlurmError
 
 pytestmark = pytest.mark.slurm
@@ -37,15 +37,13 @@ def searchable_tmp_path() -> Iterator[Path]:
 @contextmanager
 def held_job(cluster: SlurmCluster, licenses: dict[str, int]) -> Iterator[int]:
     """A running job holding `licenses` until the block ends; then it completes on its own."""
-    gate = cluster.job_dir / f"release-{id(licenses)}"
-    gate.unlink(missing_ok=True)
-    job_id = cluster.submit(f"while [ ! -e {gate} ]; do sleep 0.1; done", licenses=licenses)
+    job = cluster.submit_held(licenses=licenses)
     try:
-        cluster.wait_for_job(job_id, "RUNNING")
-        yield job_id
+        cluster.wait_for_job(job.job_id, "RUNNING")
+        yield job.job_id
     finally:
-        gate.touch()
-    cluster.wait_for_job(job_id, "COMPLETED")
+        job.release()
+    cluster.wait_for_job(job.job_id, "COMPLETED")
 
 
 def test_job_with_licenses_runs_counts_them_and_completes(cluster: SlurmCluster) -> None:
@@ -54,24 +52,13 @@ def test_job_with_licenses_runs_counts_them_and_completes(cluster: SlurmCluster)
     assert cluster.license_usage()[ABAQUS]["Used"] == 0
 
 
-def pending_reason(cluster: SlurmCluster, job_id: int) -> str:
-    """Why a job pends, once the scheduler has looked at it (a new job's reason is None)."""
-    return wait_for(
-        lambda: (
-            (status := cluster.job_status(job_id)) and status.reason != "None" and status.reason
-        ),
-        10.0,
-        f"job {job_id} to get a pending reason",
-    )
-
-
 def test_job_asking_more_than_free_licenses_pends_for_licenses_until_they_free_up(
     cluster: SlurmCluster,
 ) -> None:
     total = cluster.licenses[ABAQUS]
     with held_job(cluster, {ABAQUS: total - 1}):
         waiting = cluster.submit("true", licenses={ABAQUS: 2})
-        assert pending_reason(cluster, waiting) == "Licenses"
+        assert cluster.wait_for_reason(waiting) == "Licenses"
         assert cluster.job_state(waiting) == "PENDING"
     cluster.wait_for_job(waiting, "COMPLETED")
 
@@ -98,7 +85,7 @@ def test_license_only_reservation_reserves_tokens(cluster: SlurmCluster) -> None
         assert cluster.license_usage()[ABAQUS]["Reserved"] == 4
         total = cluster.licenses[ABAQUS]
         too_many = cluster.submit("true", licenses={ABAQUS: total - 3})
-        assert pending_reason(cluster, too_many) == "Licenses"
+        assert cluster.wait_for_reason(too_many) == "Licenses"
     finally:
         cluster.run("scontrol", "delete", "reservationname=harness_test")
     assert cluster.license_usage()[ABAQUS]["Reserved"] == 0

@@ -1,0 +1,393 @@
+"""The whole License Manager on one machine: PostgreSQL, the API, simulated license servers,
+a real Slurm cluster whose PrologSlurmctld/EpilogSlurmctld run the agent, and the agent's
+reconcile loop. The end-to-end tests and the demo bring it up and down through `Stack`.
+
+Everything lives under `root`; `stop()` stops only what `start()` started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from devstack.api import ApiServer, console_script
+from devstack.postgres import PostgresCluster
+from devstack.processes import free_port, is_alive, read_pid, stop_pid_file, wait_for
+from devstack.slurm import SlurmCluster
+
+# What a cluster's agent may do (docs/architecture.md, "Identity").
+AGENT_PERMISSIONS = [
+    f"license-manager:{permission}"
+    for permission in (
+        "configuration:read",
+        "license-server:read",
+        "product:read",
+        "feature:read",
+        "feature:update",
+        "job:read",
+        "job:create",
+        "job:delete",
+        "booking:read",
+        "booking:delete",
+    )
+]
+ADMIN_PERMISSIONS = ["license-manager:admin"]
+
+
+def permission_list(permissions: list[str]) -> list[str]:
+    """`lm-backend clients create --permissions` takes one space-separated value."""
+    return [" ".join(permissions)]
+
+
+# A few reconcile cycles, on a machine busy with other test runs.
+REPORT_TIMEOUT = 30.0
+HOOK_SCRIPT = """#!/bin/sh
+# {hook} of the devstack cluster: slurmctld runs hooks without PATH, hence absolute paths.
+LM_AGENT_CONFIG={config} exec {agent} {hook}
+"""
+
+
+class StackError(RuntimeError):
+    """A piece of the stack did not come up, or the API refused a set-up request."""
+
+
+class ApiSession:
+    """The API over HTTP as one OAuth client (the admin, or another cluster) uses it."""
+
+    def __init__(self, url: str, credentials: dict[str, str]) -> None:
+        self.url = url
+        self.credentials = credentials
+        self.session = requests.Session()
+        self.token = ""
+
+    def fetch_token(self) -> str:
+        answer = requests.post(
+            f"{self.url}/lm/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(self.credentials["client_id"], self.credentials["client_secret"]),
+            timeout=10,
+        )
+        if answer.status_code != 200:
+            raise StackError(f"token refused ({answer.status_code}): {answer.text}")
+        self.token = answer.json()["access_token"]
+        self.session.headers["Authorization"] = f"Bearer {self.token}"
+        return self.token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Any request; the caller looks at the status (a fresh token is fetched if needed)."""
+        if not self.token:
+            self.fetch_token()
+        return self.session.request(method, f"{self.url}{path}", timeout=10, **kwargs)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A request that must succeed; returns the decoded JSON body (None for 204)."""
+        answer = self.request(method, path, **kwargs)
+        if not answer.ok:
+            raise StackError(f"{method} {path} answered {answer.status_code}: {answer.text}")
+        return answer.json() if answer.content else None
+
+
+@dataclass
+class Simulator:
+    """Simulated license servers: one JSON state and the fake tools that read it."""
+
+    root: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def tool_dir(self) -> Path:
+        return self.root / "bin"
+
+    def install(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.run("init")
+        self.run("install-tools", str(self.tool_dir))
+
+    def run(self, *args: str) -> str:
+        """`lm-simulator --state ... ARGS`; raises with its error line when it fails."""
+        result = subprocess.run(
+            [console_script("lm-simulator"), "--state", str(self.state_file), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"lm-simulator {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout
+
+    def checkout(self, server: str, feature: str, user: str, host: str, count: int) -> None:
+        self.run("checkout", "--server", server, feature, "--user", user, "--host", host,
+                 "--count", str(count))  # fmt: skip
+
+    def checkin(self, server: str, user: str) -> None:
+        self.run("checkin", "--server", server, "--user", user)
+
+    def fault(self, server: str, fault: str) -> None:
+        """Make a server `down`, `hang`, print `garbage`, or behave again (`none`)."""
+        self.run("fault", "--server", server, fault)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One product.feature on its simulated server(s), known to the API and to Slurm."""
+
+    product: str
+    feature: str
+    server_type: str
+    servers: tuple[str, ...]  # "host:port", first one first (mirrors after it)
+    config_id: int
+    feature_id: int
+
+    @property
+    def product_feature(self) -> str:
+        return f"{self.product}.{self.feature}"
+
+    @property
+    def slurm_license(self) -> str:
+        """The name in Licenses= and `sbatch -L` (the agent's default template)."""
+        return f"{self.product}.{self.feature}@{self.server_type}"
+
+
+@dataclass
+class Stack:
+    """PostgreSQL + API + simulator + Slurm with the agent's hooks + the agent's reconcile loop."""
+
+    root: Path
+    api_port: int = 0
+    postgres_port: int = 0
+    reconcile_interval: int = 2
+    fast_database: bool = True
+    agent_settings: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).absolute()
+        self.api_port = self.api_port or free_port()
+        self.postgres_port = self.postgres_port or free_port()
+        self.postgres = PostgresCluster(
+            datadir=self.root / "postgres", port=self.postgres_port, fast=self.fast_database
+        )
+        self.api = ApiServer(state_dir=self.root / "api", database_url="", port=self.api_port)
+        self.simulator = Simulator(self.root / "simulator")
+        self.slurm = SlurmCluster(
+            self.root / "slurm",
+            prolog_slurmctld=self.root / "hooks" / "prolog",
+            epilog_slurmctld=self.root / "hooks" / "epilog",
+        )
+        self.agent_dir = self.root / "agent"
+        self.admin: ApiSession | None = None
+        self.agent_client: dict[str, str] = {}
+
+    @property
+    def cluster_client_id(self) -> str:
+        """The OAuth client of this Slurm cluster's agent (configurations name it)."""
+        return self.agent_client["client_id"]
+
+    @property
+    def agent_config_file(self) -> Path:
+        return self.agent_dir / "agent.yaml"
+
+    @property
+    def agent_log(self) -> Path:
+        return self.agent_dir / "agent.log"
+
+    @property
+    def reconcile_pid_file(self) -> Path:
+        return self.agent_dir / "reconcile.pid"
+
+    def start(self) -> None:
+        """Bring every piece up in dependency order; stop what came up if one fails."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)  # the postgres user and munged must reach their folders
+        try:
+            self.postgres.ensure_running()
+            self.api.database_url = self.postgres.ensure_database("license_manager")
+            self.api.migrate()
+            self.api.start()
+            self.admin = ApiSession(
+                self.api.url, self.api.create_client("admin", permission_list(ADMIN_PERMISSIONS))
+            )
+            self.agent_client = self.api.create_client(
+                self.slurm.name, permission_list(AGENT_PERMISSIONS)
+            )
+            self.simulator.install()
+            self.write_agent_config()
+            self._write_hooks()
+            self.slurm.start()
+            self.start_reconcile_loop()
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the reconcile loop, Slurm, the API and PostgreSQL (only those we started)."""
+        self.stop_reconcile_loop()
+        self.slurm.stop()
+        self.api.stop()
+        self.postgres.stop()
+
+    def write_agent_config(self, **overrides: Any) -> None:
+        """agent.yaml for this stack; `overrides` (e.g. prolog_api_unreachable) win."""
+        self.agent_dir.mkdir(parents=True, exist_ok=True)
+        tools = {path.name: str(path) for path in sorted(self.simulator.tool_dir.iterdir())}
+        tools.update(scontrol="/usr/bin/scontrol", squeue="/usr/bin/squeue")
+        settings = {
+            "api_url": self.api.url,
+            "client_id": self.agent_client["client_id"],
+            "client_secret": self.agent_client["client_secret"],
+            "tools": tools,
+            "tool_timeout": 2,
+            "slurm_conf": str(self.slurm.conf_file),
+            "stat_interval": self.reconcile_interval,
+            "lock_file": str(self.agent_dir / "reconcile.lock"),
+            "log_file": str(self.agent_log),
+            "log_level": "DEBUG",
+            "token_cache_dir": str(self.agent_dir / "cache"),
+            **self.agent_settings,
+            **overrides,
+        }
+        self.agent_config_file.write_text(yaml.safe_dump(settings))
+        self.agent_config_file.chmod(0o600)
+
+    def _write_hooks(self) -> None:
+        agent = console_script("lm-agent")
+        for hook, path in (
+            ("prolog", self.slurm.prolog_slurmctld),
+            ("epilog", self.slurm.epilog_slurmctld),
+        ):
+            assert path is not None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                HOOK_SCRIPT.format(hook=hook, config=self.agent_config_file, agent=agent)
+            )
+            path.chmod(0o755)
+
+    def start_reconcile_loop(self) -> None:
+        """`lm-agent reconcile --loop` in the background: cron's job, every reconcile_interval s."""
+        with open(self.agent_dir / "reconcile.out", "ab") as output:
+            process = subprocess.Popen(
+                [console_script("lm-agent"), "reconcile", "--loop"],
+                env={**os.environ, "LM_AGENT_CONFIG": str(self.agent_config_file)},
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+            )
+        self.reconcile_pid_file.write_text(f"{process.pid}\n")
+
+    def stop_reconcile_loop(self) -> None:
+        stop_pid_file(self.reconcile_pid_file)
+
+    def reconcile_loop_running(self) -> bool:
+        pid = read_pid(self.reconcile_pid_file)
+        return pid is not None and is_alive(pid)
+
+    def add_pool(
+        self,
+        product: str,
+        feature: str,
+        total: int,
+        server_type: str = "flexlm",
+        mirrors: int = 1,
+        grace_time: int = 300,
+        reserved: int = 0,
+        cluster_client_id: str | None = None,
+        servers: tuple[str, ...] = (),
+    ) -> Pool:
+        """A license pool end to end: simulated server(s), API configuration, Slurm license.
+
+        Pass `servers` to configure an existing pool again (another cluster sharing it).
+        """
+        admin = self._admin()
+        if not servers:
+            servers = tuple(f"127.0.0.1:{free_port()}" for _ in range(mirrors))
+            for server in servers:
+                host, port = server.split(":")
+                self.simulator.run("add-server", "--type", server_type, "--host", host,
+                                   "--port", port)  # fmt: skip
+                self.simulator.run("add-feature", "--server", server, feature,
+                                   "--total", str(total))  # fmt: skip
+        client_id = cluster_client_id or self.cluster_client_id
+        product_id = self._product_id(product)
+        configuration = admin.call(
+            "POST",
+            "/lm/configurations",
+            json={
+                "name": f"{product}-{feature}-{client_id}",
+                "cluster_client_id": client_id,
+                "grace_time": grace_time,
+                "type": server_type,
+            },
+        )
+        for server in servers:
+            host, port = server.split(":")
+            admin.call(
+                "POST",
+                "/lm/license_servers",
+                json={"config_id": configuration["id"], "host": host, "port": int(port)},
+            )
+        created = admin.call(
+            "POST",
+            "/lm/features",
+            json={
+                "name": feature,
+                "product_id": product_id,
+                "config_id": configuration["id"],
+                "reserved": reserved,
+            },
+        )
+        pool = Pool(product, feature, server_type, servers, configuration["id"], created["id"])
+        if client_id == self.cluster_client_id:
+            self.slurm.set_licenses({**self.slurm.licenses, pool.slurm_license: total})
+            wait_for(
+                lambda: self.feature(pool)["reported_at"],
+                REPORT_TIMEOUT,
+                f"the agent's first report of {pool.product_feature}",
+            )
+        return pool
+
+    def _product_id(self, name: str) -> int:
+        admin = self._admin()
+        for product in admin.call("GET", "/lm/products", params={"search": name}):
+            if product["name"] == name:
+                return product["id"]
+        return admin.call("POST", "/lm/products", json={"name": name})["id"]
+
+    def _admin(self) -> ApiSession:
+        if self.admin is None:
+            raise StackError("the stack is not started")
+        return self.admin
+
+    def feature(self, pool: Pool) -> dict[str, Any]:
+        """The feature as the API shows it (total, used, booked, available, ...)."""
+        return self._admin().call("GET", f"/lm/features/{pool.feature_id}")
+
+    def api_jobs(self) -> list[dict[str, Any]]:
+        """Every job record the API holds (all clusters), with its bookings."""
+        return self._admin().call("GET", "/lm/jobs", params={"page_size": 100})
+
+    def reserved(self, pool: Pool) -> int:
+        """Tokens of the pool the agent's license-only reservation holds right now in Slurm."""
+        return self.slurm.license_usage()[pool.slurm_license]["Reserved"]
+
+    def describe(self) -> str:
+        """Where things are: for a failing test's message and for the demo."""
+        return json.dumps(
+            {
+                "api": self.api.url,
+                "agent_config": str(self.agent_config_file),
+                "agent_log": str(self.agent_log),
+                "slurm_conf": str(self.slurm.conf_file),
+                "simulator_state": str(self.simulator.state_file),
+            },
+            indent=2,
+        )
