@@ -20,15 +20,23 @@ clients_cli = AppGroup("clients", help="OAuth clients of the built-in token issu
     "--permissions",
     required=True,
     multiple=True,
-    help="Permissions, e.g. license-manager:job:create (repeat, or space-separated).",
+    metavar="PERMISSION [PERMISSION]...",
+    help="What the client may do, e.g. license-manager:job:create license-manager:job:read.",
 )
+# Click options take one value each: the words after --permissions arrive as this argument.
+@click.argument("more_permissions", nargs=-1, metavar="")
 @click.option("--client-id", help="Client id (default: the name); a cluster's cluster_client_id.")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 def create_command(
-    name: str, permissions: tuple[str, ...], client_id: str | None, as_json: bool
+    name: str,
+    permissions: tuple[str, ...],
+    more_permissions: tuple[str, ...],
+    client_id: str | None,
+    as_json: bool,
 ) -> None:
     """Create a client and print its id and secret (the secret is shown only once)."""
-    names = [permission for value in permissions for permission in value.split()]
+    values = (*permissions, *more_permissions)
+    names = [permission for value in values for permission in value.split()]
     try:
         created = create_client(db.session, name=name, permissions=names, client_id=client_id)
     except (ClientError, UnknownPermissionError) as error:

@@ -133,10 +133,14 @@ def test_scope_beyond_the_clients_permissions_is_invalid_scope(client, agent_cli
     "credentials",
     [("cluster-a", "wrong-secret"), ("no-such-client", "whatever"), ("cluster-a", "")],
 )
-def test_bad_client_credentials_are_invalid_client(client, agent_client, credentials):
-    response = client.post(
-        "/lm/oauth/token", data={"grant_type": "client_credentials"}, headers=_basic(*credentials)
-    )
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_bad_client_credentials_are_invalid_client(client, agent_client, credentials, method):
+    if method == "client_secret_basic":
+        response = _token_request(client, NewClient(*credentials), grant_type="client_credentials")
+    else:
+        client_id, secret = credentials
+        form = {"grant_type": "client_credentials", "client_id": client_id}
+        response = client.post("/lm/oauth/token", data={**form, "client_secret": secret})
     assert response.status_code == 401
     assert response.json["error"] == "invalid_client"
     assert "access_token" not in response.json
