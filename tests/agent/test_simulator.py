@@ -1,0 +1,516 @@
+"""lm-simulator: its state commands, and the fake tools it installs run as real executables.
+
+The tools are run the way the agent runs them (argv and stdin from agent.tools.tool_command), from
+another directory and with an empty environment, as slurmctld hooks and cron do.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.parsers import SERVER_TYPES, ServerUnreadable, parse
+from agent.simulator.fake_tool import USAGE_EXIT_CODE
+from agent.simulator.formats import DOWN_EXIT_CODE
+from agent.simulator.main import main as simulator
+from agent.tools import TOOL_NAMES, tool_command
+
+REAL = Path(__file__).parent / "data" / "real"
+PORT = 27000
+
+
+class Simulator:
+    """One state file and its installed tools."""
+
+    def __init__(self, root: Path) -> None:
+        self.state = root / "state.json"
+        self.bin = root / "bin"
+        self.elsewhere = root / "elsewhere"
+        self.elsewhere.mkdir()
+        assert self.cli("init") == 0
+        assert self.cli("install-tools", str(self.bin)) == 0
+
+    def cli(self, *args: str) -> int:
+        return simulator(["--state", str(self.state), *args])
+
+    def server(self, server_type: str, host: str = "lic1", port: int = PORT) -> str:
+        assert (
+            self.cli("add-server", "--type", server_type, "--host", host, "--port", str(port)) == 0
+        )
+        return f"{host}:{port}"
+
+    def feature(self, address: str, name: str, total: int) -> None:
+        assert self.cli("add-feature", "--server", address, name, "--total", str(total)) == 0
+
+    def checkout(self, address: str, feature: str, user: str, host: str, count: int) -> int:
+        return self.cli(
+            "checkout",
+            "--server",
+            address,
+            feature,
+            "--user",
+            user,
+            "--host",
+            host,
+            "--count",
+            str(count),
+        )
+
+    def popen(self, server_type: str, host: str = "lic1", port: int = PORT) -> subprocess.Popen:
+        command = tool_command(server_type, str(self.bin / TOOL_NAMES[server_type]), host, port)
+        process = subprocess.Popen(
+            command.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.elsewhere,
+            env={},
+        )
+        if command.stdin is not None:
+            process.stdin.write(command.stdin)
+        process.stdin.close()
+        return process
+
+    def run_tool(self, server_type: str, host: str = "lic1", port: int = PORT) -> tuple[int, str]:
+        process = self.popen(server_type, host, port)
+        output = process.stdout.read()
+        process.stdout.close()
+        process.stderr.close()
+        return process.wait(timeout=30), output
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Simulator:
+    return Simulator(tmp_path)
+
+
+# The simulator state mirroring each real sample: (type, sample, features, checkouts).
+MIRRORS = {
+    "flexlm": (
+        "lmstat_f_feature.txt",
+        {"TESTFEATURE": 1000},
+        [
+            ("TESTFEATURE", "sdmfva", "myserver.example.com", 29),
+            ("TESTFEATURE", "adfdna", "myserver.example.com", 27),
+            ("TESTFEATURE", "sdmfva", "myserver.example.com", 37),
+        ],
+    ),
+    "rlm": (
+        "rlmstat_a_p.txt",
+        {
+            "converge": 1,
+            "converge_gui": 45,
+            "converge_gui_polygonica": 1,
+            "converge_super": 1000,
+            "converge_tecplot": 45,
+        },
+        [
+            ("converge_super", "asdj13", "myserver.example.com", 29),
+            ("converge_super", "cddcp2", "myserver.example.com", 27),
+            ("converge_super", "asdj13", "myserver.example.com", 37),
+        ],
+    ),
+    "lsdyna": (
+        "lstc_qrun_R.txt",
+        dict.fromkeys(
+            [
+                "MPPDYNA",
+                "MPPDYNA_971",
+                "MPPDYNA_970",
+                "MPPDYNA_960",
+                "LS-DYNA",
+                "LS-DYNA_971",
+                "LS-DYNA_970",
+                "LS-DYNA_960",
+            ],
+            500,
+        ),
+        [
+            ("MPPDYNA", "dvds3g", "n-c13.com", 80),
+            ("MPPDYNA", "ssss1d", "n-c52.com", 80),
+            ("MPPDYNA", "ssss1d", "n-c15.com", 80),
+            ("MPPDYNA", "ywap0o", "n-c53.com", 80),
+            ("MPPDYNA", "ywap0o", "n-c51.com", 80),
+            ("MPPDYNA", "ndha1a", "n-c55.com", 40),
+        ],
+    ),
+    "lmx": (
+        "lmxendutil_licstat.txt",
+        {
+            "CatiaV5Reader": 3,
+            "GlobalZoneEU": 1000003,
+            "HWAIFPBS": 2147483647,
+            "HWAWPF": 2147483647,
+            "HWActivate": 2147483647,
+            "HWFlux2D": 2147483647,
+            "HyperWorks": 1000000,
+        },
+        [
+            ("GlobalZoneEU", "VRAAFG", "RD0082879", 15000),
+            ("GlobalZoneEU", "VRAAFG", "RD0082879", 25000),
+            ("HWFlux2D", "VRAAFG", "RD0082879", 15000),
+            ("HWFlux2D", "VRAAFG", "RD0082879", 15000),
+            ("HyperWorks", "sssaah", "RD0082406", 25000),
+        ],
+    ),
+    "olicense": (
+        "olixtool_sv.txt",
+        {"ftire_adams": 4},
+        [
+            ("ftire_adams", "sbhyma", "RD0087712", 1),
+            ("ftire_adams", "sbhyma", "RD0087713", 1),
+            ("ftire_adams", "user22", "RD0087713", 1),
+        ],
+    ),
+    "dsls": (
+        "dslicsrv_getlicenseusage_csv.txt",
+        {
+            "PAC": 1,
+            "PAJ": 6,
+            "PCA": 4,
+            "PCO": 2,
+            "PD5": 1,
+            "PV6": 7,
+            "PVG": 2,
+            "PW7": 2000,
+            "PW8": 2000,
+            "SRU": 2374,
+        },
+        [
+            ("PW7", "user_1", "nid001627", 2),
+            ("SRU", "user_2", "nid001626", 493),
+            ("SRU", "user_3", "nid001601", 533),
+            ("SRU", "user_4", "nid001671", 533),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("server_type", SERVER_TYPES)
+def test_tool_output_parses_like_the_real_sample_it_mirrors(
+    sim: Simulator, server_type: str
+) -> None:
+    sample, features, checkouts = MIRRORS[server_type]
+    address = sim.server(server_type)
+    for name, total in features.items():
+        sim.feature(address, name, total)
+    for feature, user, host, count in checkouts:
+        assert sim.checkout(address, feature, user, host, count) == 0
+
+    exit_code, output = sim.run_tool(server_type)
+
+    assert exit_code == 0
+    real = parse(server_type, (REAL / sample).read_text(encoding="utf-8"))
+    assert parse(server_type, output) == real
+
+
+@pytest.mark.parametrize("server_type", SERVER_TYPES)
+def test_checkout_and_checkin_change_what_the_tool_prints(sim: Simulator, server_type: str) -> None:
+    address = sim.server(server_type)
+    sim.feature(address, "solver-2:x_y", 10)
+    assert sim.checkout(address, "solver-2:x_y", "alice", "node01", 4) == 0
+    assert sim.checkout(address, "solver-2:x_y", "bob", "node02", 2) == 0
+
+    busy = parse(server_type, sim.run_tool(server_type)[1])["solver-2:x_y"]
+    assert (busy.total, busy.used) == (10, 6)
+    assert sorted((use.username, use.lead_host, use.count) for use in busy.uses) == [
+        ("alice", "node01", 4),
+        ("bob", "node02", 2),
+    ]
+
+    assert sim.cli("checkin", "--server", address, "solver-2:x_y", "--user", "alice") == 0
+    after = parse(server_type, sim.run_tool(server_type)[1])["solver-2:x_y"]
+    assert (after.used, [use.username for use in after.uses]) == (2, ["bob"])
+
+
+def test_checkout_beyond_the_free_licenses_is_denied_and_changes_nothing(sim: Simulator) -> None:
+    address = sim.server("flexlm")
+    sim.feature(address, "abaqus", 5)
+    assert sim.checkout(address, "abaqus", "alice", "node01", 4) == 0
+    before = sim.state.read_text()
+
+    assert sim.checkout(address, "abaqus", "bob", "node02", 2) == 1
+
+    assert sim.state.read_text() == before
+
+
+def test_lsdyna_programs_draw_from_one_pool(sim: Simulator) -> None:
+    address = sim.server("lsdyna")
+    sim.feature(address, "MPPDYNA", 100)
+    sim.feature(address, "LS-DYNA", 100)
+    assert sim.checkout(address, "MPPDYNA", "alice", "node01", 80) == 0
+
+    assert sim.checkout(address, "LS-DYNA", "bob", "node02", 30) == 1
+    assert sim.checkout(address, "LS-DYNA", "bob", "node02", 20) == 0
+    usage = parse("lsdyna", sim.run_tool("lsdyna")[1])
+    assert {name: (u.total, u.used) for name, u in usage.items()} == {
+        "MPPDYNA": (100, 100),
+        "LS-DYNA": (100, 100),
+    }
+
+
+def test_checkin_of_a_user_on_one_host_keeps_their_other_checkouts(sim: Simulator) -> None:
+    address = sim.server("rlm")
+    sim.feature(address, "converge", 10)
+    sim.feature(address, "tecplot", 10)
+    for feature, host in (("converge", "node01"), ("converge", "node02"), ("tecplot", "node01")):
+        assert sim.checkout(address, feature, "alice", host, 1) == 0
+
+    assert sim.cli("checkin", "--server", address, "--user", "alice", "--host", "node01") == 0
+    remaining = json.loads(sim.state.read_text())["servers"][0]["checkouts"]
+    assert [(c["feature"], c["host"]) for c in remaining] == [("converge", "node02")]
+
+    assert sim.cli("checkin", "--server", address, "--user", "alice") == 0
+    assert sim.cli("checkin", "--server", address, "--user", "alice") == 2
+
+
+@pytest.mark.parametrize("server_type", SERVER_TYPES)
+def test_down_server_prints_the_real_error_and_exit_code(sim: Simulator, server_type: str) -> None:
+    address = sim.server(server_type)
+    sim.feature(address, "abaqus", 10)
+    assert sim.cli("fault", "--server", address, "down") == 0
+
+    exit_code, output = sim.run_tool(server_type)
+
+    assert exit_code == DOWN_EXIT_CODE != 0
+    with pytest.raises(ServerUnreadable):
+        parse(server_type, output)
+
+
+@pytest.mark.parametrize("server_type", SERVER_TYPES)
+def test_server_missing_from_the_state_answers_like_a_down_server(
+    sim: Simulator, server_type: str
+) -> None:
+    other_type = "rlm" if server_type == "flexlm" else "flexlm"
+    sim.server(other_type)  # same host:port, another kind of server: no answer to this tool
+    for port in (PORT, PORT + 1):
+        exit_code, output = sim.run_tool(server_type, port=port)
+        assert exit_code == DOWN_EXIT_CODE
+        with pytest.raises(ServerUnreadable):
+            parse(server_type, output)
+
+
+@pytest.mark.parametrize("server_type", SERVER_TYPES)
+def test_garbage_fault_prints_output_no_parser_reads(sim: Simulator, server_type: str) -> None:
+    address = sim.server(server_type)
+    sim.feature(address, "abaqus", 10)
+    assert sim.cli("fault", "--server", address, "garbage") == 0
+
+    exit_code, output = sim.run_tool(server_type)
+
+    assert exit_code == 0 and output
+    for parser_type in SERVER_TYPES:
+        with pytest.raises(ServerUnreadable):
+            parse(parser_type, output)
+
+
+def test_hang_fault_keeps_the_tool_running_past_a_timeout(sim: Simulator) -> None:
+    address = sim.server("flexlm")
+    assert sim.cli("fault", "--server", address, "hang") == 0
+    process = sim.popen("flexlm")
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=1.0)
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        process.stderr.close()
+    assert sim.cli("fault", "--server", address, "none") == 0
+    assert sim.run_tool("flexlm")[0] == 0
+
+
+def test_latency_delays_the_answer(sim: Simulator) -> None:
+    address = sim.server("olicense")
+    sim.feature(address, "ftire_adams", 4)
+    assert sim.cli("latency", "--server", address, "0.5") == 0
+
+    start = time.monotonic()
+    exit_code, output = sim.run_tool("olicense")
+
+    assert time.monotonic() - start >= 0.5
+    assert exit_code == 0 and parse("olicense", output)["ftire_adams"].total == 4
+
+
+@pytest.mark.parametrize("server_type", SERVER_TYPES)
+def test_tools_refuse_other_arguments_with_a_usage_error(sim: Simulator, server_type: str) -> None:
+    tool = str(sim.bin / TOOL_NAMES[server_type])
+    good = tool_command(server_type, tool, "lic1", PORT).argv
+    for argv in ([tool], [*good, "-x"], [tool, "--help"]):
+        result = subprocess.run(argv, capture_output=True, text=True, env={}, input="", timeout=30)
+        assert result.returncode == USAGE_EXIT_CODE
+        assert result.stderr.startswith("usage: ") and result.stdout == ""
+
+
+def test_dsls_shell_refuses_unknown_commands(sim: Simulator) -> None:
+    sim.server("dsls")
+    tool = str(sim.bin / "DSLicSrv")
+    result = subprocess.run(
+        [tool, "-admin"],
+        input="connect lic1 27000\nshutdown\n",
+        capture_output=True,
+        text=True,
+        env={},
+    )
+    assert result.returncode == USAGE_EXIT_CODE
+    assert "invalid command: shutdown" in result.stderr
+
+
+def test_tools_without_a_baked_state_read_the_environment(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = sim.server("lmx")
+    sim.feature(address, "HyperWorks", 7)
+    unbaked = tmp_path / "unbaked"
+    monkeypatch.delenv("LM_SIMULATOR_STATE", raising=False)
+    assert simulator(["install-tools", str(unbaked)]) == 0
+    argv = tool_command("lmx", str(unbaked / "lmxendutil"), "lic1", PORT).argv
+
+    without = subprocess.run(argv, capture_output=True, text=True, env={})
+    with_env = subprocess.run(
+        argv, capture_output=True, text=True, env={"LM_SIMULATOR_STATE": str(sim.state)}
+    )
+
+    assert without.returncode == USAGE_EXIT_CODE and "LM_SIMULATOR_STATE" in without.stderr
+    assert with_env.returncode == 0 and parse("lmx", with_env.stdout)["HyperWorks"].total == 7
+
+
+def test_concurrent_checkouts_are_all_kept_and_readers_never_see_a_torn_file(
+    sim: Simulator,
+) -> None:
+    address = sim.server("flexlm")
+    sim.feature(address, "abaqus", 12)
+    writers = [
+        subprocess.Popen(
+            [
+                "lm-simulator",
+                "--state",
+                str(sim.state),
+                "checkout",
+                "--server",
+                address,
+                "abaqus",
+                "--user",
+                f"user{n}",
+                "--host",
+                f"node{n}",
+                "--count",
+                "1",
+            ],
+        )
+        for n in range(12)
+    ]
+    readers = [sim.popen("flexlm") for _ in range(6)]
+    for reader in readers:
+        assert reader.wait(timeout=60) == 0
+        parse("flexlm", reader.stdout.read())
+        reader.stdout.close()
+        reader.stderr.close()
+    assert [writer.wait(timeout=60) for writer in writers] == [0] * 12
+
+    final = parse("flexlm", sim.run_tool("flexlm")[1])["abaqus"]
+    assert (final.used, len(final.uses)) == (12, 12)
+    assert sim.checkout(address, "abaqus", "late", "node99", 1) == 1
+
+
+def test_show_prints_the_state_as_json(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
+    address = sim.server("dsls")
+    sim.feature(address, "SRU", 3)
+    capsys.readouterr()
+
+    assert sim.cli("show") == 0
+
+    server = json.loads(capsys.readouterr().out)["servers"][0]
+    assert server == {
+        "type": "dsls",
+        "host": "lic1",
+        "port": PORT,
+        "fault": "none",
+        "latency": 0.0,
+        "features": [{"name": "SRU", "total": 3}],
+        "checkouts": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["add-server", "--type", "sentinel", "--host", "h", "--port", "1"],
+            "invalid choice: 'sentinel'",
+        ),
+        (["add-server", "--type", "rlm", "--host", "h", "--port", "70000"], "invalid port '70000'"),
+        (
+            ["add-server", "--type", "rlm", "--host", "bad host", "--port", "1"],
+            "invalid host 'bad host'",
+        ),
+        (
+            ["add-server", "--type", "flexlm", "--host", "lic1", "--port", str(PORT)],
+            "already exists",
+        ),
+        (["add-feature", "--server", "lic1", "abaqus", "--total", "3"], "expected HOST:PORT"),
+        (["add-feature", "--server", "nowhere:1", "abaqus", "--total", "3"], "no server nowhere:1"),
+        (
+            ["add-feature", "--server", f"lic1:{PORT}", "abaqus", "--total", "-1"],
+            "invalid count '-1'",
+        ),
+        (
+            ["set-total", "--server", f"lic1:{PORT}", "missing", "--total", "3"],
+            "has no feature 'missing'",
+        ),
+        (
+            [
+                "checkout",
+                "--server",
+                f"lic1:{PORT}",
+                "abaqus",
+                "--user",
+                "u",
+                "--host",
+                "h",
+                "--count",
+                "0",
+            ],
+            "invalid count",
+        ),
+        (["fault", "--server", f"lic1:{PORT}", "explode"], "invalid choice: 'explode'"),
+        (["latency", "--server", f"lic1:{PORT}", "-2"], "invalid latency '-2'"),
+        (["latency", "--server", f"lic1:{PORT}", "nan"], "invalid latency 'nan'"),
+        ([], "required: COMMAND"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_clear_error(
+    sim: Simulator, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    sim.server("flexlm")
+    capsys.readouterr()
+    try:
+        exit_code = sim.cli(*args)
+    except SystemExit as exit_:
+        exit_code = exit_.code
+    assert exit_code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_or_broken_state_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LM_SIMULATOR_STATE", raising=False)
+    assert simulator(["show"]) == 2
+    assert "pass --state PATH or set LM_SIMULATOR_STATE" in capsys.readouterr().err
+
+    missing = tmp_path / "missing.json"
+    assert simulator(["--state", str(missing), "show"]) == 2
+    assert "does not exist: run `lm-simulator init`" in capsys.readouterr().err
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"servers": [')
+    monkeypatch.setenv("LM_SIMULATOR_STATE", str(broken))
+    assert simulator(["add-server", "--type", "rlm", "--host", "h", "--port", "1"]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+    assert broken.read_text() == '{"servers": ['
