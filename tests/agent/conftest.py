@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ AGENT_PERMISSIONS = [
     }.items()
     for action in actions
 ]
+WriteConfig = Callable[..., Path]
 CATALOG_TABLES = "bookings, jobs, features, products, license_servers, configurations"
 
 
@@ -233,3 +234,60 @@ def simulator(tmp_path: Path) -> Simulator:
     sim("init")
     sim("install-tools", str(sim.tools_dir))
     return sim
+
+
+@pytest.fixture
+def agent_yaml(tmp_path: Path, api_server: LiveApi, cluster_client: dict[str, str]) -> WriteConfig:
+    """Writes agent.yaml for cluster-a's agent (log and token cache in tmp_path)."""
+
+    def write(**overrides: Any) -> Path:
+        settings = {
+            "api_url": api_server.url,
+            "client_id": cluster_client["client_id"],
+            "client_secret": cluster_client["client_secret"],
+            "log_file": str(tmp_path / "log" / "agent.log"),
+            "token_cache_dir": str(tmp_path / "cache"),
+            **overrides,
+        }
+        return write_agent_yaml(tmp_path / "agent.yaml", settings)
+
+    return write
+
+
+def job_env(config: Path, job_id: str, licenses: str | None, **variables: str) -> dict[str, str]:
+    """What slurmctld exports to PrologSlurmctld for one job."""
+    env = {
+        "LM_AGENT_CONFIG": str(config),
+        "SLURM_JOB_ID": job_id,
+        "SLURM_JOB_USER": "alice",
+        "SLURM_JOB_UID": "1001",
+        "SLURM_JOB_NODELIST": "node[03-04]",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_CLUSTER_NAME": "cluster-a",
+        "SLURM_SCRIPT_CONTEXT": "prolog_slurmctld",
+        **variables,
+    }
+    if licenses is not None:
+        env["SLURM_JOB_LICENSES"] = licenses
+    return env
+
+
+def hook(command: str, env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
+    """Run the hook from slurmctld's log dir; returns its exit code and the agent log."""
+    log_dir = tmp_path / "slurmctld-log"
+    log_dir.mkdir(exist_ok=True)
+    result = run_agent(command, env=env, cwd=log_dir)
+    log_file = tmp_path / "log" / "agent.log"
+    return result.returncode, log_file.read_text() if log_file.exists() else ""
+
+
+def jobs_in_api(api: LiveApi) -> dict[str, dict[str, Any]]:
+    return {job["slurm_job_id"]: job for job in api.admin.get_all("/lm/jobs")}
+
+
+@pytest.fixture
+def pool(live_api: LiveApi, cluster_client: dict[str, str]) -> LiveApi:
+    """abaqus.abaqus: 10 on the server, 2 used; ansys.cfd: 4, none used."""
+    seed_pool(live_api, cluster_client, {"abaqus.abaqus": (10, 2), "ansys.cfd": (4, 0)})
+    live_api.forget_requests()
+    return live_api

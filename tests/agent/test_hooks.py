@@ -6,74 +6,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from devstack.processes import free_port
-from tests.agent.conftest import LiveApi, run_agent, seed_pool, write_agent_yaml
+from tests.agent.conftest import LiveApi, WriteConfig, hook, job_env, jobs_in_api, run_agent
 
 TOKEN_REQUEST = "POST /lm/oauth/token 200"
-WriteConfig = Callable[..., Path]
-
-
-@pytest.fixture
-def agent_yaml(tmp_path: Path, api_server: LiveApi, cluster_client: dict[str, str]) -> WriteConfig:
-    """Writes agent.yaml for cluster-a's agent (log and token cache in tmp_path)."""
-
-    def write(**overrides: Any) -> Path:
-        settings = {
-            "api_url": api_server.url,
-            "client_id": cluster_client["client_id"],
-            "client_secret": cluster_client["client_secret"],
-            "log_file": str(tmp_path / "log" / "agent.log"),
-            "token_cache_dir": str(tmp_path / "cache"),
-            **overrides,
-        }
-        return write_agent_yaml(tmp_path / "agent.yaml", settings)
-
-    return write
-
-
-def job_env(config: Path, job_id: str, licenses: str | None, **variables: str) -> dict[str, str]:
-    """What slurmctld exports to PrologSlurmctld for one job."""
-    env = {
-        "LM_AGENT_CONFIG": str(config),
-        "SLURM_JOB_ID": job_id,
-        "SLURM_JOB_USER": "alice",
-        "SLURM_JOB_UID": "1001",
-        "SLURM_JOB_NODELIST": "node[03-04]",
-        "SLURM_JOB_NUM_NODES": "2",
-        "SLURM_CLUSTER_NAME": "cluster-a",
-        "SLURM_SCRIPT_CONTEXT": "prolog_slurmctld",
-        **variables,
-    }
-    if licenses is not None:
-        env["SLURM_JOB_LICENSES"] = licenses
-    return env
-
-
-def hook(command: str, env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
-    """Run the hook from slurmctld's log dir; returns its exit code and the agent log."""
-    log_dir = tmp_path / "slurmctld-log"
-    log_dir.mkdir(exist_ok=True)
-    result = run_agent(command, env=env, cwd=log_dir)
-    log_file = tmp_path / "log" / "agent.log"
-    return result.returncode, log_file.read_text() if log_file.exists() else ""
-
-
-def jobs_in_api(api: LiveApi) -> dict[str, dict[str, Any]]:
-    return {job["slurm_job_id"]: job for job in api.admin.get_all("/lm/jobs")}
-
-
-@pytest.fixture
-def pool(live_api: LiveApi, cluster_client: dict[str, str]) -> LiveApi:
-    """abaqus.abaqus: 10 on the server, 2 used; ansys.cfd: 4, none used."""
-    seed_pool(live_api, cluster_client, {"abaqus.abaqus": (10, 2), "ansys.cfd": (4, 0)})
-    live_api.forget_requests()
-    return live_api
 
 
 @pytest.mark.parametrize("licenses", [None, "(null)", "", "matlab:2"])
