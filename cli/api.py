@@ -39,7 +39,10 @@ def status_phrase(response: requests.Response) -> str:
 
 
 def describe_error_response(response: requests.Response) -> str:
-    """`409 Conflict: message (field: reason; ...)` from the API's JSON error body."""
+    """`409 Conflict: message (field: reason; ...)` from the API's JSON error body.
+
+    Field errors the message already names (by field or by reason) are not repeated.
+    """
     heading = f"{response.status_code} {status_phrase(response)}".rstrip()
     try:
         body = response.json()
@@ -49,10 +52,16 @@ def describe_error_response(response: requests.Response) -> str:
         return f"{heading}: {json.dumps(body)}"
     if not body:
         return heading
-    message = body.get("message") or body.get("error_description") or body.get("error")
+    message = body.get("message")
+    if message is None and "error" in body:  # OAuth 2 token endpoint (RFC 6749 section 5.2)
+        message = ": ".join(str(body[key]) for key in ("error", "error_description") if key in body)
     if message is None:  # not an error document, e.g. the health endpoint's own answer
         return f"{heading}: {'; '.join(flatten_errors(body))}"
-    details = flatten_errors(body.get("errors") or {})
+    details = [
+        detail
+        for detail in flatten_errors(body.get("errors") or {})
+        if not any(part in message for part in detail.split(": ", 1))
+    ]
     return f"{heading}: {message}" + (f" ({'; '.join(details)})" if details else "")
 
 

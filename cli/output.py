@@ -26,13 +26,15 @@ def table(columns: Sequence[Column], records: Sequence[Mapping[str, Any]]) -> st
 
 def listing(resource: Resource, records: Sequence[Mapping[str, Any]], pagination: Any) -> str:
     """The table of one page and a footer saying where the page is in the whole list."""
-    count = f"{len(records)} {resource.plural}"
+    if not records:
+        return f"no {resource.plural}"
     if isinstance(pagination, Mapping) and "total" in pagination:
-        count = (
-            f"page {pagination.get('page', 1)} of {pagination.get('total_pages', 1)}, "
-            f"{pagination['total']} {resource.plural} in all"
-        )
-    return f"{table(resource.columns, records)}\n\n{count}" if records else f"no {resource.plural}"
+        total = pagination["total"]
+        where = f"page {pagination.get('page', 1)} of {pagination.get('total_pages', 1)}, "
+        count = f"{where}{total} {resource.noun(total)} in all"
+    else:
+        count = f"{len(records)} {resource.noun(len(records))}"
+    return f"{table(resource.columns, records)}\n\n{count}"
 
 
 def record(resource: Resource, item: Mapping[str, Any]) -> str:

@@ -113,6 +113,9 @@ class Resource:
     def plural(self) -> str:
         return self.command.replace("-", " ")
 
+    def noun(self, count: int) -> str:
+        return self.singular if count == 1 else self.plural
+
 
 FEATURE_COLUMNS = (
     Column("ID", "id"),

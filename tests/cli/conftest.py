@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -79,6 +80,34 @@ def api(live_api: LiveApi) -> Iterator[LiveApi]:
         db.session.commit()
 
 
+@pytest.fixture(scope="session")
+def admin_client(live_api: LiveApi, postgres: PostgresCluster) -> dict[str, str]:
+    """An admin OAuth client made the way an operator makes one: `lm-backend clients create`."""
+    env = {
+        **os.environ,
+        "LM_DATABASE_URL": postgres.url("lm_cli_test"),
+        "LM_PUBLIC_URL": live_api.url,
+    }
+    created = subprocess.run(
+        [
+            "lm-backend",
+            "clients",
+            "create",
+            "--name",
+            "cli-admin",
+            "--permissions",
+            ADMIN,
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(created.stdout)
+
+
 @dataclass(frozen=True)
 class CliResult:
     returncode: int
@@ -115,3 +144,58 @@ def lm_cli(api: LiveApi) -> CliRunner:
         return run_cli(*args, env={**admin_env, **extra_env})
 
     return run
+
+
+def parse_table(lines: list[str]) -> list[dict[str, str]]:
+    """An aligned table as one dict per row keyed by the headers (cells hold no double space)."""
+    headers = re.split(r"\s{2,}", lines[0])
+    return [dict(zip(headers, re.split(r"\s{2,}", line), strict=True)) for line in lines[1:]]
+
+
+def blocks(result: CliResult) -> list[list[str]]:
+    """The blank-line separated parts of lm-cli's output."""
+    assert result.returncode == 0, result.stderr
+    return [block.splitlines() for block in result.stdout.strip("\n").split("\n\n")]
+
+
+def table_rows(result: CliResult) -> list[dict[str, str]]:
+    """The rows of a `list` command's table."""
+    return parse_table(blocks(result)[0])
+
+
+def footer(result: CliResult) -> str:
+    return blocks(result)[-1][-1]
+
+
+def shown_fields(result: CliResult) -> dict[str, str]:
+    """The `LABEL: value` lines a `show` (or create/update) prints first."""
+    return dict(re.split(r":\s+", line, maxsplit=1) for line in blocks(result)[0])
+
+
+def nested_rows(result: CliResult, title: str) -> list[dict[str, str]]:
+    """The table a `show` prints under `title:` (e.g. "Features"); [] when it says (none)."""
+    for block in blocks(result)[1:]:
+        if block[0] == f"{title}:":
+            return [] if block[1:] == ["(none)"] else parse_table(block[1:])
+    raise AssertionError(f"no {title!r} section in {result.stdout!r}")
+
+
+def set_up_pool(lm_cli: CliRunner) -> None:
+    """Configuration 1 of cluster-a with server licserv:27000 and feature 1 abaqus.abaqus."""
+    steps = (
+        "configurations create --name abaqus-pool --cluster-client-id cluster-a --grace-time 60"
+        " --type flexlm",
+        "license-servers create --config-id 1 --host licserv --port 27000",
+        "products create --name abaqus",
+        "features create --name abaqus --product-id 1 --config-id 1 --reserved 2",
+    )
+    for step in steps:
+        result = lm_cli(*step.split())
+        assert result.returncode == 0, (step, result.stderr)
+
+
+def report_usage(api: LiveApi, total: int, used: int) -> None:
+    """What the cluster's agent does each cycle: PUT the license server's counts."""
+    report = [{"product_name": "abaqus", "feature_name": "abaqus", "total": total, "used": used}]
+    answer = api.call("PUT", "/features/by_client_id", api.token(), json=report)
+    assert answer.status_code == 200, answer.text

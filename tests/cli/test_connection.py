@@ -45,3 +45,44 @@ def test_missing_permission_is_a_403_line(api: LiveApi, lm_cli: CliRunner):
     assert result.returncode == 1
     assert "403" in result.stderr
     assert "missing permission license-manager:product:create" in result.stderr
+
+
+def test_client_credentials_are_traded_for_a_token(api: LiveApi, admin_client: dict[str, str]):
+    credentials = {
+        "LM_API_URL": api.url,
+        "LM_CLIENT_ID": admin_client["client_id"],
+        "LM_CLIENT_SECRET": admin_client["client_secret"],
+    }
+    created = run_cli("products", "create", "--name", "abaqus", "--json", env=credentials)
+    assert created.returncode == 0, created.stderr
+    assert created.json()["name"] == "abaqus"
+
+
+def test_wrong_client_secret_is_one_clear_line(api: LiveApi, admin_client: dict[str, str]):
+    result = run_cli(
+        "products",
+        "list",
+        "--client-id",
+        admin_client["client_id"],
+        "--client-secret",
+        "wrong",
+        env={"LM_API_URL": api.url},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("lm-cli: error: token request refused: 401 Unauthorized: ")
+    assert "invalid_client" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_issuer_without_discovery_document_is_reported(api: LiveApi):
+    result = run_cli(
+        "products",
+        "list",
+        "--issuer-url",
+        f"{api.url}/nowhere",
+        env={"LM_API_URL": api.url, "LM_CLIENT_ID": "x", "LM_CLIENT_SECRET": "y"},
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"lm-cli: error: no OpenID discovery document at {api.url}/nowhere: 404\n"
+    )
