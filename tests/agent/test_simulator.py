@@ -89,118 +89,19 @@ def sim(tmp_path: Path) -> Simulator:
     return Simulator(tmp_path)
 
 
-# The simulator state mirroring each real sample: (type, sample, features, checkouts).
-MIRRORS = {
-    "flexlm": (
-        "lmstat_f_feature.txt",
-        {"TESTFEATURE": 1000},
-        [
-            ("TESTFEATURE", "sdmfva", "myserver.example.com", 29),
-            ("TESTFEATURE", "adfdna", "myserver.example.com", 27),
-            ("TESTFEATURE", "sdmfva", "myserver.example.com", 37),
-        ],
-    ),
-    "rlm": (
-        "rlmstat_a_p.txt",
-        {
-            "converge": 1,
-            "converge_gui": 45,
-            "converge_gui_polygonica": 1,
-            "converge_super": 1000,
-            "converge_tecplot": 45,
-        },
-        [
-            ("converge_super", "asdj13", "myserver.example.com", 29),
-            ("converge_super", "cddcp2", "myserver.example.com", 27),
-            ("converge_super", "asdj13", "myserver.example.com", 37),
-        ],
-    ),
-    "lsdyna": (
-        "lstc_qrun_R.txt",
-        dict.fromkeys(
-            [
-                "MPPDYNA",
-                "MPPDYNA_971",
-                "MPPDYNA_970",
-                "MPPDYNA_960",
-                "LS-DYNA",
-                "LS-DYNA_971",
-                "LS-DYNA_970",
-                "LS-DYNA_960",
-            ],
-            500,
-        ),
-        [
-            ("MPPDYNA", "dvds3g", "n-c13.com", 80),
-            ("MPPDYNA", "ssss1d", "n-c52.com", 80),
-            ("MPPDYNA", "ssss1d", "n-c15.com", 80),
-            ("MPPDYNA", "ywap0o", "n-c53.com", 80),
-            ("MPPDYNA", "ywap0o", "n-c51.com", 80),
-            ("MPPDYNA", "ndha1a", "n-c55.com", 40),
-        ],
-    ),
-    "lmx": (
-        "lmxendutil_licstat.txt",
-        {
-            "CatiaV5Reader": 3,
-            "GlobalZoneEU": 1000003,
-            "HWAIFPBS": 2147483647,
-            "HWAWPF": 2147483647,
-            "HWActivate": 2147483647,
-            "HWFlux2D": 2147483647,
-            "HyperWorks": 1000000,
-        },
-        [
-            ("GlobalZoneEU", "VRAAFG", "RD0082879", 15000),
-            ("GlobalZoneEU", "VRAAFG", "RD0082879", 25000),
-            ("HWFlux2D", "VRAAFG", "RD0082879", 15000),
-            ("HWFlux2D", "VRAAFG", "RD0082879", 15000),
-            ("HyperWorks", "sssaah", "RD0082406", 25000),
-        ],
-    ),
-    "olicense": (
-        "olixtool_sv.txt",
-        {"ftire_adams": 4},
-        [
-            ("ftire_adams", "sbhyma", "RD0087712", 1),
-            ("ftire_adams", "sbhyma", "RD0087713", 1),
-            ("ftire_adams", "user22", "RD0087713", 1),
-        ],
-    ),
-    "dsls": (
-        "dslicsrv_getlicenseusage_csv.txt",
-        {
-            "PAC": 1,
-            "PAJ": 6,
-            "PCA": 4,
-            "PCO": 2,
-            "PD5": 1,
-            "PV6": 7,
-            "PVG": 2,
-            "PW7": 2000,
-            "PW8": 2000,
-            "SRU": 2374,
-        },
-        [
-            ("PW7", "user_1", "nid001627", 2),
-            ("SRU", "user_2", "nid001626", 493),
-            ("SRU", "user_3", "nid001601", 533),
-            ("SRU", "user_4", "nid001671", 533),
-        ],
-    ),
-}
+# The real samples and what they hold (see test_parsers): the simulator is set up to mirror each.
+SAMPLES = json.loads((REAL / "expected.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("server_type", SERVER_TYPES)
-def test_tool_output_parses_like_the_real_sample_it_mirrors(
-    sim: Simulator, server_type: str
-) -> None:
-    sample, features, checkouts = MIRRORS[server_type]
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_tool_output_parses_like_the_real_sample_it_mirrors(sim: Simulator, sample: str) -> None:
+    server_type, features = SAMPLES[sample]["type"], SAMPLES[sample]["features"]
     address = sim.server(server_type)
-    for name, total in features.items():
-        sim.feature(address, name, total)
-    for feature, user, host, count in checkouts:
-        assert sim.checkout(address, feature, user, host, count) == 0
+    for name, feature in features.items():
+        sim.feature(address, name, feature["total"])
+    for name, feature in features.items():
+        for user, host, count in feature["uses"]:
+            assert sim.checkout(address, name, user, host, count) == 0
 
     exit_code, output = sim.run_tool(server_type)
 
