@@ -195,7 +195,11 @@ def test_reserved_licenses_are_kept_from_jobs(
     waits = slurm_cluster.submit("sleep 60", licenses={"ansys.cfd@rlm": 1})
 
     slurm_cluster.wait_for_job(fits, "RUNNING")
-    assert slurm_cluster.wait_for_job(waits, "PENDING").reason == "Licenses"
+    wait_for(
+        lambda: slurm_cluster.job_status(waits) == ("PENDING", "Licenses"),
+        30,
+        "the job to wait for licenses",
+    )
 
 
 @pytest.mark.slurm

@@ -1,0 +1,187 @@
+"""Polling license servers through lm-simulator's fake tools: mirrors, faults, time-outs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from agent.polling import PollResult, poll_all, poll_configuration
+from tests.agent.conftest import Simulator
+
+TIMEOUT = 2.0
+
+
+def configuration(
+    server_type: str, *addresses: str, name: str = "pool", config_id: int = 1
+) -> dict[str, Any]:
+    """A configuration as GET /lm/configurations/by_client_id returns it (servers in order)."""
+    servers = []
+    for address in addresses:
+        host, port = address.rsplit(":", 1)
+        servers.append({"id": len(servers) + 1, "host": host, "port": int(port)})
+    return {
+        "id": config_id,
+        "name": name,
+        "type": server_type,
+        "grace_time": 60,
+        "license_servers": servers,
+        "features": [],
+    }
+
+
+def poll(simulator: Simulator, config: dict[str, Any]) -> PollResult:
+    return poll_configuration(config, simulator.tool, TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("server_type", "feature"),
+    [
+        ("flexlm", "abaqus"),
+        ("rlm", "converge_super"),
+        ("lsdyna", "MPPDYNA"),
+        ("lmx", "HyperWorks"),
+        ("olicense", "ftire_adams"),
+        ("dsls", "SRU"),
+    ],
+)
+def test_every_server_type_is_read_with_its_checkouts(
+    simulator: Simulator, server_type: str, feature: str
+) -> None:
+    simulator.add_server(server_type, "lic1:27000", {feature: 20})
+    simulator("checkout", "--server", "lic1:27000", feature, "--user", "alice", "--host", "n01")
+    simulator(
+        "checkout", "--server", "lic1:27000", feature, "--user", "bob", "--host", "n02",
+        "--count", "3",
+    )  # fmt: skip
+
+    result = poll(simulator, configuration(server_type, "lic1:27000"))
+
+    assert result.reachable, result.reason
+    assert result.server == "lic1:27000"
+    usage = result.usage(feature)
+    assert usage is not None
+    assert (usage.total, usage.used) == (20, 4)
+    assert sorted((c.username, c.lead_host, c.count) for c in usage.uses) == [
+        ("alice", "n01", 1),
+        ("bob", "n02", 3),
+    ]
+
+
+def test_feature_names_match_case_insensitively(simulator: Simulator) -> None:
+    simulator.add_server("flexlm", "lic1:27000", {"Abaqus_CAE-2": 5})
+
+    result = poll(simulator, configuration("flexlm", "lic1:27000"))
+
+    usage = result.usage("abaqus_cae-2")
+    assert usage is not None and usage.total == 5
+    assert result.usage("abaqus") is None
+
+
+def test_the_mirror_is_not_asked_when_the_first_server_answers(simulator: Simulator) -> None:
+    simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
+    simulator.add_server("flexlm", "lic2:27000", {"abaqus": 99})
+    simulator("fault", "--server", "lic2:27000", "hang")
+
+    result = poll(simulator, configuration("flexlm", "lic1:27000", "lic2:27000"))
+
+    assert result.server == "lic1:27000"
+    assert result.failures == []
+    assert simulator.running_tools() == []
+
+
+@pytest.mark.parametrize("fault", ["down", "garbage"])
+def test_a_failing_server_falls_back_to_its_mirror(simulator: Simulator, fault: str) -> None:
+    simulator.add_server("rlm", "lic1:5053", {"cfd": 10})
+    simulator.add_server("rlm", "lic2:5053", {"cfd": 10})
+    simulator("checkout", "--server", "lic2:5053", "cfd", "--user", "carol", "--host", "n07")
+    simulator("fault", "--server", "lic1:5053", fault)
+
+    result = poll(simulator, configuration("rlm", "lic1:5053", "lic2:5053"))
+
+    assert result.server == "lic2:5053"
+    usage = result.usage("cfd")
+    assert usage is not None and usage.used == 1
+    assert len(result.failures) == 1
+    assert result.failures[0].startswith("lic1:5053: ")
+
+
+def test_a_hung_server_is_killed_at_the_timeout_and_its_mirror_used(
+    simulator: Simulator,
+) -> None:
+    simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
+    simulator.add_server("flexlm", "lic2:27000", {"abaqus": 10})
+    simulator("fault", "--server", "lic1:27000", "hang")
+
+    started = time.monotonic()
+    result = poll(simulator, configuration("flexlm", "lic1:27000", "lic2:27000"))
+    elapsed = time.monotonic() - started
+
+    assert result.server == "lic2:27000"
+    assert result.failures == [f"lic1:27000: {simulator.tool('flexlm')} timed out after 2 s"]
+    # The hung tool sleeps for a day: returning soon after the timeout means it was killed.
+    assert elapsed < TIMEOUT + 3
+    assert simulator.running_tools() == [], "the hung tool's process group must be gone"
+
+
+def test_all_servers_down_make_the_pool_unreachable_with_every_reason(
+    simulator: Simulator,
+) -> None:
+    simulator.add_server("lmx", "lic1:6200", {"HyperWorks": 10})
+    simulator.add_server("lmx", "lic2:6200", {"HyperWorks": 10})
+    simulator("fault", "--server", "lic1:6200", "down")
+    simulator("fault", "--server", "lic2:6200", "garbage")
+
+    result = poll(simulator, configuration("lmx", "lic1:6200", "lic2:6200"))
+
+    assert not result.reachable
+    assert result.usage("HyperWorks") is None
+    assert [failure.split(": ")[0] for failure in result.failures] == ["lic1:6200", "lic2:6200"]
+    assert "lic1:6200" in result.reason and "lic2:6200" in result.reason
+
+
+def test_a_missing_tool_makes_the_pool_unreachable_not_a_crash(simulator: Simulator) -> None:
+    simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
+
+    result = poll_configuration(
+        configuration("flexlm", "lic1:27000"), lambda _type: "/nonexistent/lmutil", TIMEOUT
+    )
+
+    assert not result.reachable
+    assert result.failures == [
+        "lic1:27000: cannot run /nonexistent/lmutil: No such file or directory"
+    ]
+
+
+def test_configurations_are_polled_in_parallel_and_keep_their_order(
+    simulator: Simulator,
+) -> None:
+    latency = 1.5
+    configurations = []
+    for number in range(3):
+        address = f"lic{number}:27000"
+        simulator.add_server("flexlm", address, {f"feature{number}": 10 + number})
+        simulator("latency", "--server", address, str(latency))
+        configurations.append(
+            configuration("flexlm", address, name=f"pool{number}", config_id=number)
+        )
+
+    started = time.monotonic()
+    results = poll_all(configurations, simulator.tool, timeout=10)
+    elapsed = time.monotonic() - started
+
+    assert [result.configuration["name"] for result in results] == ["pool0", "pool1", "pool2"]
+    assert [result.usage(f"feature{n}").total for n, result in enumerate(results)] == [10, 11, 12]
+    assert elapsed < 3 * latency, "one pool after the other would take 3 x latency"
+
+
+def test_configurations_naming_the_same_servers_share_one_poll(simulator: Simulator) -> None:
+    simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
+    first = configuration("flexlm", "lic1:27000", name="short-grace", config_id=1)
+    second = configuration("flexlm", "LIC1:27000", name="long-grace", config_id=2)
+
+    results = poll_all([first, second], simulator.tool, TIMEOUT)
+
+    assert [r.configuration["name"] for r in results] == ["short-grace", "long-grace"]
+    assert results[0].features is results[1].features

@@ -1,0 +1,435 @@
+"""`reconcile.run` and `reconcile.report` on the whole real stack: the API under gunicorn on
+PostgreSQL, a single-node Slurm 22.05, and license servers simulated by lm-simulator."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import reconcile
+from agent.api import ApiClient
+from agent.config import AgentConfig, ToolPaths
+from agent.lock import exclusive_lock
+from agent.slurm import Slurm, SlurmLicense
+from devstack.processes import free_port, wait_for
+from devstack.slurm import SlurmCluster
+from tests.agent.conftest import AGENT_PERMISSIONS, LiveApi, Simulator, client_config
+
+ABAQUS = "abaqus.abaqus@flexlm"  # 10 in the session's Slurm cluster
+ANSYS = "ansys.cfd@rlm"  # 5
+
+
+@dataclass
+class Site:
+    """One cluster's agent settings and the services it talks to."""
+
+    api: LiveApi
+    cluster: dict[str, str]
+    slurm_cluster: SlurmCluster
+    simulator: Simulator
+    config: AgentConfig
+
+    @property
+    def agent_api(self) -> ApiClient:
+        """The cluster's own client, as the prolog uses it."""
+        return ApiClient(self.config)
+
+    @property
+    def slurm(self) -> Slurm:
+        return reconcile.slurm_of(self.config)
+
+    def add_configuration(
+        self,
+        server_type: str,
+        addresses: list[str],
+        product_features: list[str],
+        grace_time: int = 300,
+        cluster_client_id: str | None = None,
+    ) -> dict[str, Any]:
+        admin = self.api.admin
+        configuration = admin.post(
+            "/lm/configurations",
+            {
+                "name": f"{server_type}-{uuid.uuid4().hex[:6]}",
+                "cluster_client_id": cluster_client_id or self.cluster["client_id"],
+                "grace_time": grace_time,
+                "type": server_type,
+            },
+        )
+        for address in addresses:
+            host, port = address.rsplit(":", 1)
+            admin.post(
+                "/lm/license_servers",
+                {"config_id": configuration["id"], "host": host, "port": int(port)},
+            )
+        known = {product["name"]: product["id"] for product in admin.get_all("/lm/products")}
+        for product_feature in product_features:
+            product, feature = product_feature.split(".", 1)
+            if product not in known:
+                known[product] = admin.post("/lm/products", {"name": product})["id"]
+            admin.post(
+                "/lm/features",
+                {"name": feature, "product_id": known[product], "config_id": configuration["id"]},
+            )
+        return configuration
+
+    def reserved(self) -> dict[str, int]:
+        """The reservation's licenses ({} when there is no reservation)."""
+        reservation = self.slurm.reservation(self.config.reservation_name)
+        return reservation.licenses if reservation else {}
+
+    def slurm_license(self, name: str) -> SlurmLicense:
+        return self.slurm.licenses()[name]
+
+    def feature(self, product_feature: str) -> dict[str, Any]:
+        product, name = product_feature.split(".", 1)
+        for feature in self.api.admin.get_all("/lm/features"):
+            if feature["product"]["name"] == product and feature["name"] == name:
+                return feature
+        raise AssertionError(f"no feature {product_feature}")
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        return {job["slurm_job_id"]: job for job in self.api.admin.get_all("/lm/jobs")}
+
+    def book(self, slurm_job_id: int | str, bookings: Mapping[str, int], **job: str) -> int:
+        """POST /lm/jobs as the prolog does; returns the HTTP status."""
+        response = self.agent_api.request(
+            "POST",
+            "/lm/jobs",
+            json={
+                "slurm_job_id": str(slurm_job_id),
+                "username": job.get("username", "root"),
+                "lead_host": job.get("lead_host", self.slurm_cluster.node_name),
+                "bookings": [
+                    {"product_feature": name, "quantity": count} for name, count in bookings.items()
+                ],
+            },
+        )
+        return response.status
+
+    def run_job(self, licenses: Mapping[str, int]) -> int:
+        job_id = self.slurm_cluster.submit("sleep 120", licenses=licenses)
+        self.slurm_cluster.wait_for_job(job_id, "RUNNING")
+        return job_id
+
+    def reconcile(self) -> None:
+        assert reconcile.run(self.config) == 0
+
+
+@pytest.fixture
+def site(
+    live_api: LiveApi,
+    cluster_client: dict[str, str],
+    slurm_cluster: SlurmCluster,
+    simulator: Simulator,
+    tmp_path: Path,
+) -> Iterator[Site]:
+    config = client_config(
+        live_api.url,
+        cluster_client,
+        tmp_path / "token-cache",
+        tools=ToolPaths(
+            **simulator.tool_paths(), scontrol="/usr/bin/scontrol", squeue="/usr/bin/squeue"
+        ),
+        slurm_conf=str(slurm_cluster.conf_file),
+        reservation_name=f"lm_test_{uuid.uuid4().hex[:8]}",
+        lock_file=str(tmp_path / "reconcile.lock"),
+        log_file=None,
+        tool_timeout=2.0,
+    )
+    yield Site(live_api, cluster_client, slurm_cluster, simulator, config)
+    slurm_cluster.cancel_all_jobs()
+    slurm = reconcile.slurm_of(config)
+    if slurm.reservation(config.reservation_name) is not None:
+        slurm.delete_reservation(config.reservation_name)
+
+
+@pytest.fixture
+def abaqus_pool(site: Site) -> dict[str, Any]:
+    """abaqus.abaqus: 10 tokens on lic1:27000 (flexlm), nothing checked out yet."""
+    site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
+    return site.add_configuration("flexlm", ["lic1:27000"], ["abaqus.abaqus"])
+
+
+def checkout(site: Site, count: int, user: str = "desk", host: str = "pc1") -> None:
+    site.simulator(
+        "checkout", "--server", "lic1:27000", "abaqus", "--user", user, "--host", host,
+        "--count", str(count),
+    )  # fmt: skip
+
+
+# --- the reservation formula (pure) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("server_used", "slurm_used", "bookings", "expected"),
+    [
+        (40, 20, 5, 25),  # tokens used elsewhere plus tokens granted but not yet checked out
+        (3, 3, 3, 3),  # our job checked out: it counts twice until its booking goes
+        (0, 6, 2, 0),  # jobs hold more than the server shows: never below 0
+        (150, 0, 20, 100),  # never above Slurm's total
+    ],
+)
+def test_reserve_is_server_used_minus_slurm_used_plus_bookings_clamped(
+    server_used: int, slurm_used: int, bookings: int, expected: int
+) -> None:
+    license_ = SlurmLicense(ABAQUS, total=100, used=slurm_used, reserved=0)
+
+    assert reconcile.reserve_for(server_used, license_, bookings).reserve == expected
+
+
+def test_an_unreadable_server_reserves_the_whole_slurm_total() -> None:
+    license_ = SlurmLicense(ABAQUS, total=100, used=30, reserved=0)
+
+    target = reconcile.reserve_for(None, license_, bookings=0)
+
+    assert target.reserve == 100
+    assert "unreachable" in target.explanation
+
+
+# --- reconcile on the real stack ---------------------------------------------------------------
+
+
+@pytest.mark.slurm
+def test_reservation_is_created_updated_and_deleted_as_server_usage_changes(
+    site: Site, abaqus_pool: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.reconcile")
+    site.reconcile()
+    assert site.reserved() == {}, "nothing used elsewhere: no reservation"
+
+    checkout(site, 4)
+    site.reconcile()
+    assert site.reserved() == {ABAQUS: 4}
+    assert site.slurm_license(ABAQUS).reserved == 4
+    feature = site.feature("abaqus.abaqus")
+    assert (feature["total"], feature["used"], feature["report_status"]) == (10, 4, "ok")
+
+    checkout(site, 3, user="other")
+    site.reconcile()
+    assert site.reserved() == {ABAQUS: 7}
+    assert f"{ABAQUS} reserved 4 -> 7: server used 7, slurm used 0, bookings 0" in caplog.text
+
+    site.simulator("checkin", "--server", "lic1:27000", "--user", "desk")
+    site.simulator("checkin", "--server", "lic1:27000", "--user", "other")
+    site.reconcile()
+    assert site.reserved() == {}
+    assert site.slurm_license(ABAQUS).reserved == 0
+    assert f"reservation {site.config.reservation_name} deleted" in caplog.text
+
+
+@pytest.mark.slurm
+def test_reserved_tokens_keep_slurm_jobs_waiting(site: Site, abaqus_pool: dict[str, Any]) -> None:
+    checkout(site, 8)
+    site.reconcile()
+
+    fits = site.slurm_cluster.submit("sleep 120", licenses={ABAQUS: 2})
+    waits = site.slurm_cluster.submit("sleep 120", licenses={ABAQUS: 1})
+
+    site.slurm_cluster.wait_for_job(fits, "RUNNING")
+    wait_for(
+        lambda: site.slurm_cluster.job_status(waits) == ("PENDING", "Licenses"),
+        30,
+        "the job to wait for licenses",
+    )
+
+
+@pytest.mark.slurm
+def test_a_booking_covers_its_job_until_the_checkout_shows_on_the_server(
+    site: Site, abaqus_pool: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.reconcile")
+    site.reconcile()  # reports the pool: bookable
+    job_id = site.run_job({ABAQUS: 3})
+    assert site.book(job_id, {"abaqus.abaqus": 3}) == 201
+    checkout(site, 2)
+
+    site.reconcile()
+    # server 2 (desktop) - slurm 3 (our job) + bookings 3 (our job, not checked out yet)
+    assert site.reserved() == {ABAQUS: 2}
+    assert site.jobs()[str(job_id)]["bookings"] != []
+
+    checkout(site, 3, user="root", host=site.slurm_cluster.node_name)
+    site.reconcile()
+    # The job's checkout appeared: its booking goes, so it no longer counts twice.
+    assert site.jobs()[str(job_id)]["bookings"] == []
+    assert site.reserved() == {ABAQUS: 2}
+    assert f"root@{site.slurm_cluster.node_name} checked out 3" in caplog.text
+
+
+@pytest.mark.slurm
+def test_bookings_of_other_clusters_on_the_pool_are_reserved(
+    site: Site, abaqus_pool: dict[str, Any], api_server: LiveApi
+) -> None:
+    other = api_server.server.create_client("cluster-b", AGENT_PERMISSIONS)
+    site.add_configuration(
+        "flexlm", ["lic1:27000"], ["abaqus.abaqus"], cluster_client_id=other["client_id"]
+    )
+    other_agent = ApiClient(client_config(site.api.url, other, api_server.state_dir / "b-cache"))
+    other_agent.put(
+        "/lm/features/by_client_id",
+        [{"product_name": "abaqus", "feature_name": "abaqus", "total": 10, "used": 0}],
+    )
+    granted = other_agent.request(
+        "POST",
+        "/lm/jobs",
+        json={
+            "slurm_job_id": "77",
+            "username": "bob",
+            "lead_host": "b-node1",
+            "bookings": [{"product_feature": "abaqus.abaqus", "quantity": 4}],
+        },
+    )
+    assert granted.status == 201
+
+    site.reconcile()
+
+    assert site.reserved() == {ABAQUS: 4}
+    assert "77" in site.jobs(), "another cluster's job is not ours to clean up"
+
+
+@pytest.mark.slurm
+def test_jobs_that_left_slurm_or_went_back_to_pending_are_deleted(
+    site: Site, abaqus_pool: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.reconcile")
+    site.reconcile()
+    running = site.run_job({ABAQUS: 1})
+    held = site.slurm_cluster.submit("sleep 120", "--hold", licenses={ABAQUS: 1})
+    site.slurm_cluster.wait_for_job(held, "PENDING")
+    for job_id in (running, held, 999999):
+        assert site.book(job_id, {"abaqus.abaqus": 1}) == 201
+
+    site.reconcile()
+
+    assert list(site.jobs()) == [str(running)]
+    assert "job 999999 deleted with its bookings: it left Slurm" in caplog.text
+    assert f"job {held} deleted with its bookings: it is PENDING" in caplog.text
+
+
+@pytest.mark.slurm
+def test_bookings_older_than_the_grace_time_are_deleted(site: Site) -> None:
+    site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
+    site.simulator.add_server("rlm", "lic2:5053", {"cfd": 5})
+    site.add_configuration("flexlm", ["lic1:27000"], ["abaqus.abaqus"], grace_time=0)
+    site.add_configuration("rlm", ["lic2:5053"], ["ansys.cfd"], grace_time=3600)
+    site.reconcile()
+    job_id = site.run_job({ABAQUS: 2, ANSYS: 1})
+    assert site.book(job_id, {"abaqus.abaqus": 2, "ansys.cfd": 1}) == 201
+    checkout(site, 3)
+    site.simulator("checkout", "--server", "lic2:5053", "cfd", "--user", "desk", "--host", "pc1")
+
+    site.reconcile()
+
+    job = site.jobs()[str(job_id)]
+    assert [booking["product_feature"] for booking in job["bookings"]] == ["ansys.cfd"]
+    # abaqus: server 3 - slurm 2 + no booking (past grace time, the job must have checked out);
+    # ansys: server 1 - slurm 1 + booking 1 (still in its grace time).
+    assert site.reserved() == {ABAQUS: 1, ANSYS: 1}
+
+
+@pytest.mark.slurm
+def test_an_unreachable_pool_reserves_everything_and_refuses_bookings(
+    site: Site, abaqus_pool: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.reconcile")
+    site.simulator.add_server("flexlm", "lic1b:27000", {"abaqus": 10})
+    site.api.admin.post(
+        "/lm/license_servers", {"config_id": abaqus_pool["id"], "host": "lic1b", "port": 27000}
+    )
+    site.simulator("fault", "--server", "lic1:27000", "down")
+    site.simulator("fault", "--server", "lic1b:27000", "garbage")
+
+    site.reconcile()
+
+    assert site.reserved() == {ABAQUS: site.slurm_license(ABAQUS).total}
+    assert site.feature("abaqus.abaqus")["report_status"] == "unreachable"
+    assert site.book(1234, {"abaqus.abaqus": 1}) == 409
+    assert "license server unreachable (fail closed)" in caplog.text
+
+
+@pytest.mark.slurm
+def test_a_hung_server_is_skipped_for_its_mirror(site: Site) -> None:
+    site.simulator.add_server("flexlm", "hung:27000", {"abaqus": 10})
+    site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
+    site.simulator("fault", "--server", "hung:27000", "hang")
+    site.add_configuration("flexlm", ["hung:27000", "lic1:27000"], ["abaqus.abaqus"])
+    checkout(site, 6)
+
+    site.reconcile()
+
+    assert site.reserved() == {ABAQUS: 6}
+    assert site.feature("abaqus.abaqus")["report_status"] == "ok"
+    assert site.simulator.running_tools() == []
+
+
+@pytest.mark.slurm
+def test_an_overlapping_run_exits_quietly_and_changes_nothing(
+    site: Site, abaqus_pool: dict[str, Any]
+) -> None:
+    checkout(site, 5)
+
+    with exclusive_lock(site.config.lock_file) as acquired:
+        assert acquired
+        assert reconcile.run(site.config) == 0
+        assert site.reserved() == {}
+        assert site.feature("abaqus.abaqus")["reported_at"] is None
+
+    site.reconcile()
+    assert site.reserved() == {ABAQUS: 5}
+
+
+@pytest.mark.slurm
+def test_a_configured_feature_missing_from_slurm_is_skipped_with_a_warning(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10, "cae": 4})
+    site.add_configuration("flexlm", ["lic1:27000"], ["abaqus.abaqus", "abaqus.cae"])
+    checkout(site, 2)
+
+    site.reconcile()
+
+    assert site.reserved() == {ABAQUS: 2}
+    assert "abaqus.cae@flexlm is not a license of this Slurm cluster: skipped" in caplog.text
+    assert site.feature("abaqus.cae")["total"] == 4, "its usage is still reported"
+
+
+def test_an_api_that_cannot_be_reached_fails_the_run_with_one_clear_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = client_config(
+        f"http://127.0.0.1:{free_port()}",
+        {"client_id": "cluster-a", "client_secret": "x"},
+        tmp_path / "cache",
+        lock_file=str(tmp_path / "reconcile.lock"),
+        log_file=None,
+    )
+
+    assert reconcile.run(config) == 1
+    assert "reconcile failed: cannot reach http://127.0.0.1:" in caplog.text
+
+
+@pytest.mark.slurm
+def test_report_prints_usage_and_checkouts_and_changes_nothing(
+    site: Site, abaqus_pool: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkout(site, 4, user="alice", host="ws12")
+    site.simulator.add_server("rlm", "lic2:5053", {"cfd": 5})
+    site.simulator("fault", "--server", "lic2:5053", "down")
+    site.add_configuration("rlm", ["lic2:5053"], ["ansys.cfd"])
+
+    exit_code = reconcile.report(site.config)
+
+    output = capsys.readouterr().out
+    assert exit_code == 1, "a pool could not be read"
+    assert "abaqus.abaqus: total 10, used 4" in output
+    assert "alice@ws12 4" in output
+    assert "UNREACHABLE: lic2:5053: exit" in output
+    assert site.reserved() == {}
+    assert site.feature("abaqus.abaqus")["reported_at"] is None
