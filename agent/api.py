@@ -299,12 +299,14 @@ class ApiClient:
     def delete(self, path: str) -> Any:
         return self._expect_ok(self.request("DELETE", path), "DELETE", path)
 
-    def get_all(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
+    def get_all(
+        self, path: str, params: dict[str, Any] | None = None, page_size: int = MAX_PAGE_SIZE
+    ) -> list[Any]:
         """Every item of a paged list (follows the X-Pagination header page by page)."""
         items: list[Any] = []
         page = 1
         while True:
-            query = {**(params or {}), "page": page, "page_size": MAX_PAGE_SIZE}
+            query = {**(params or {}), "page": page, "page_size": page_size}
             response = self.request("GET", path, params=query)
             items.extend(self._expect_ok(response, "GET", path))
             pagination = jsonlib.loads(response.headers.get("x-pagination") or "{}")
