@@ -21,13 +21,16 @@ import re
 
 from agent.parsers.usage import Checkout, FeatureUsage, UsageTable
 
-_FEATURE_HEADER = re.compile(r"Users of (?P<name>\S+?):\s+\((?P<detail>.*)\)\s*$")
+# One pattern for both kinds of line, so the whole output is scanned by the regex engine in one
+# pass (a busy server prints tens of thousands of checkout lines).
+_LINE = re.compile(
+    r"^(?:Users of (?P<name>\S+?):[ \t]+\((?P<detail>[^\n]*)\)[ \t\r]*$"
+    r"|[ \t]+(?P<user>\S[^\n]*?) (?P<host>\S+) \S+ \([^()\n]*\) \([^()\n]*\), start [^,(\n]*"
+    r"(?:, (?P<count>\d+) licenses?)?)",
+    re.MULTILINE,
+)
 _COUNTED = re.compile(
     r"Total of (?P<total>\d+) licenses? issued;\s+Total of (?P<used>\d+) licenses? in use"
-)
-_CHECKOUT = re.compile(
-    r"\s+(?P<user>\S.*?) (?P<host>\S+) \S+ \([^()]*\) \([^()]*\), start [^,(]*"
-    r"(?:, (?P<count>\d+) licenses?)?"
 )
 _ERROR = re.compile(
     r"^.*(?:error|cannot|can't|not running|is down|license server DOWN).*$",
@@ -38,17 +41,14 @@ _ERROR = re.compile(
 def parse(text: str) -> dict[str, FeatureUsage]:
     table = UsageTable()
     current: FeatureUsage | None = None
-    for line in text.splitlines():
-        if line.startswith("Users of "):
+    for line in _LINE.finditer(text):
+        name = line["name"]
+        if name is not None:
+            counted = _COUNTED.search(line["detail"])
             current = None
-            header = _FEATURE_HEADER.match(line)
-            counted = header and _COUNTED.search(header["detail"])
             if counted:
-                total, used = int(counted["total"]), int(counted["used"])
-                current = table.add_pool(header["name"], total, used)
-        elif current is not None and line[:1] in " \t":
-            checkout = _CHECKOUT.match(line)
-            if checkout:
-                count = int(checkout["count"] or 1)
-                current.uses.append(Checkout(checkout["user"], checkout["host"], count))
+                current = table.add_pool(name, int(counted["total"]), int(counted["used"]))
+        elif current is not None:
+            count = int(line["count"] or 1)
+            current.uses.append(Checkout(line["user"], line["host"], count))
     return table.result(text, _ERROR, "lmstat")
