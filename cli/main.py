@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from cli import output
 from cli.api import ApiClient, CliError, fetch_token
@@ -87,64 +88,51 @@ def payload(resource: Resource, args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def record_path(resource: Resource, args: argparse.Namespace) -> str:
-    """The URL of the record named by ID or by the resource's alternate key."""
+def named_record(args: argparse.Namespace) -> tuple[str, str]:
+    """The URL of the record named on the command line (by id or alternate key), and its name."""
+    resource: Resource = args.resource
     alternate = resource.alternate_key
-    if alternate is not None and getattr(args, alternate.key, None) is not None:
-        return alternate.path.format(getattr(args, alternate.key))
-    return f"{resource.path}/{args.id}"
+    value = getattr(args, alternate.key, None) if alternate else None
+    if alternate is not None and value is not None:
+        path = alternate.path.format(quote(value, safe=""))
+        return path, f"{resource.singular} with {alternate.flag[2:]} {value}"
+    return f"{resource.path}/{args.id}", f"{resource.singular} {args.id}"
 
 
-def render(resource: Resource, args: argparse.Namespace, item: Any) -> str:
-    return output.as_json(item) if args.json else output.record(resource, item)
+def render(args: argparse.Namespace, item: Any) -> str:
+    return output.as_json(item) if args.json else output.record(args.resource, item)
 
 
-def list_records(resource: Resource) -> Handler:
-    def run(client: ApiClient, args: argparse.Namespace) -> str:
-        params = {
-            name: getattr(args, name)
-            for name in ("search", "sort_field", "sort_order", "page", "page_size")
-            if getattr(args, name) is not None
-        }
-        page = client.list(resource.path, params)
-        if args.json:
-            return output.as_json(page.items)
-        return output.listing(resource, page.items, page.pagination)
-
-    return run
+def list_records(client: ApiClient, args: argparse.Namespace) -> str:
+    params = {
+        name: getattr(args, name)
+        for name in ("search", "sort_field", "sort_order", "page", "page_size")
+        if getattr(args, name) is not None
+    }
+    page = client.list(args.resource.path, params)
+    if args.json:
+        return output.as_json(page.items)
+    return output.listing(args.resource, page.items, page.pagination)
 
 
-def show_record(resource: Resource) -> Handler:
-    def run(client: ApiClient, args: argparse.Namespace) -> str:
-        return render(resource, args, client.get(record_path(resource, args)))
-
-    return run
+def show_record(client: ApiClient, args: argparse.Namespace) -> str:
+    path, _ = named_record(args)
+    return render(args, client.get(path))
 
 
-def create_record(resource: Resource) -> Handler:
-    def run(client: ApiClient, args: argparse.Namespace) -> str:
-        return render(resource, args, client.post(resource.path, payload(resource, args)))
-
-    return run
+def create_record(client: ApiClient, args: argparse.Namespace) -> str:
+    return render(args, client.post(args.resource.path, payload(args.resource, args)))
 
 
-def update_record(resource: Resource) -> Handler:
-    def run(client: ApiClient, args: argparse.Namespace) -> str:
-        return render(
-            resource, args, client.put(record_path(resource, args), payload(resource, args))
-        )
-
-    return run
+def update_record(client: ApiClient, args: argparse.Namespace) -> str:
+    path, _ = named_record(args)
+    return render(args, client.put(path, payload(args.resource, args)))
 
 
-def delete_record(resource: Resource) -> Handler:
-    def run(client: ApiClient, args: argparse.Namespace) -> str:
-        client.delete(record_path(resource, args))
-        named = getattr(args, resource.alternate_key.key, None) if resource.alternate_key else None
-        name = f"with {resource.alternate_key.flag[2:]} {named}" if named else str(args.id)
-        return "" if args.json else f"deleted {resource.singular} {name}"
-
-    return run
+def delete_record(client: ApiClient, args: argparse.Namespace) -> str:
+    path, name = named_record(args)
+    client.delete(path)
+    return "" if args.json else f"deleted {name}"
 
 
 def show_health(client: ApiClient, args: argparse.Namespace) -> str:
@@ -154,7 +142,7 @@ def show_health(client: ApiClient, args: argparse.Namespace) -> str:
     return f"status: {health.get('status')}, database: {health.get('database')}"
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "list": list_records,
     "show": show_record,
     "create": create_record,
@@ -210,7 +198,7 @@ def add_resource_commands(
                 add_record_selector(parser, resource)
             if action in ("create", "update"):
                 add_field_options(parser, resource, create=action == "create")
-        parser.set_defaults(handler=HANDLERS[action](resource), resource=resource, parser=parser)
+        parser.set_defaults(handler=HANDLERS[action], resource=resource, parser=parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
