@@ -30,12 +30,11 @@ from agent.simulator.state import (
     state_lock,
     write_state,
 )
-from agent.tools import TOOL_NAMES
+from agent.tools import TOOL_NAMES, valid_host
 
 # Names the real tools print as one token: letters, digits, and - _ . (features also :).
 _FEATURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-_ADDRESS = re.compile(r"(?P<host>[A-Za-z0-9_][A-Za-z0-9_.\-]*):(?P<port>\d{1,5})")
+_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
 def _pattern_type(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
@@ -49,11 +48,17 @@ def _pattern_type(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
     return check
 
 
+def _host(value: str) -> str:
+    if not valid_host(value):
+        raise argparse.ArgumentTypeError(f"invalid host {value!r}")
+    return value
+
+
 def _address(value: str) -> tuple[str, int]:
-    match = _ADDRESS.fullmatch(value)
-    if not match or not 1 <= int(match["port"]) <= 65535:
+    host, _, port = value.rpartition(":")
+    if not (valid_host(host) and port.isdigit() and 1 <= int(port) <= 65535):
         raise argparse.ArgumentTypeError(f"invalid server {value!r}: expected HOST:PORT")
-    return match["host"], int(match["port"])
+    return host, int(port)
 
 
 def _port(value: str) -> int:
@@ -225,9 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     command("init", "start from an empty state")
     sub = command("add-server", "add a simulated license server")
     sub.add_argument("--type", required=True, choices=SERVER_TYPES)
-    sub.add_argument("--host", required=True, type=_pattern_type(_NAME, "host"))
+    sub.add_argument("--host", required=True, type=_host)
     sub.add_argument("--port", required=True, type=_port)
-    for name, help_text in (("add-feature", "add a feature"), ("set-total", "change its total")):
+    for name, help_text in (
+        ("add-feature", "add a feature and its total to a server"),
+        ("set-total", "change a feature's total"),
+    ):
         sub = command(name, help_text)
         server_option(sub)
         sub.add_argument("name", type=_pattern_type(_FEATURE_NAME, "feature name"))
@@ -235,14 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("checkout", "check licenses out (denied beyond the free count)")
     server_option(sub)
     sub.add_argument("feature", type=_pattern_type(_FEATURE_NAME, "feature name"))
-    sub.add_argument("--user", required=True, type=_pattern_type(_NAME, "user"))
-    sub.add_argument("--host", required=True, type=_pattern_type(_NAME, "host"))
+    sub.add_argument("--user", required=True, type=_pattern_type(_USER, "user"))
+    sub.add_argument("--host", required=True, type=_host)
     sub.add_argument("--count", type=_count(1), default=1)
     sub = command("checkin", "check in a user's licenses (optionally one feature or host)")
     server_option(sub)
     sub.add_argument("feature", nargs="?", type=_pattern_type(_FEATURE_NAME, "feature name"))
-    sub.add_argument("--user", required=True, type=_pattern_type(_NAME, "user"))
-    sub.add_argument("--host", type=_pattern_type(_NAME, "host"))
+    sub.add_argument("--user", required=True, type=_pattern_type(_USER, "user"))
+    sub.add_argument("--host", type=_host)
     sub = command("fault", "make the server misbehave (or behave again with none)")
     server_option(sub)
     sub.add_argument("fault", choices=FAULTS)
