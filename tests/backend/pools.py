@@ -19,10 +19,11 @@ DEFAULT_SERVERS = (("licserv1", 27000),)
 
 
 def _product(name: str) -> Product:
-    product = db.session.scalar(select(Product).where(Product.name == name))
-    if product is None:
-        product = Product(name=name)
-        db.session.add(product)
+    with db.session.no_autoflush:
+        product = db.session.scalar(select(Product).where(Product.name == name))
+        if product is None:
+            product = Product(name=name)
+            db.session.add(product)
     return product
 
 

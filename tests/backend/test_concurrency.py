@@ -1,0 +1,141 @@
+"""Two real API processes (gunicorn, two workers each) on one database never overbook a pool.
+
+Many clients race for the last licenses of pools shared by two clusters; every admission locks
+the pool's feature rows, so the granted total must stop exactly at what the rule allows.
+
+To make the race certain rather than likely, a gate holds the first wave of admissions at their
+booking insert (after their check) until every worker has a request in flight: without the row
+locks they would all have checked the same state, and overbook.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+
+from backend.booking import booked_on_pools
+from devstack.api import ApiServer
+from devstack.processes import free_port, wait_for
+from tests.backend.conftest import PUBLIC_URL
+from tests.backend.pools import add_configuration
+
+SHARED_SERVER = [("licserv1", 27000)]
+# Each pool: total 20, used 10, reserved 7, so the rule allows 3 more.
+POOL = {"total": 20, "used": 10, "reserved": 7}
+SOLVER, MESHER = "abaqus.abaqus", "ansa.mesher"
+SOLVER_ONLY_JOBS = 30  # 1 solver license each: demand exceeds supply, the solver pool must fill
+BOTH_JOBS = 15  # 1 solver + 2 mesher licenses each: at most 1 fits in the mesher pool
+PROCESSES, WORKERS = 2, 2
+CLIENTS = 16
+GATE_LOCK = 7301  # advisory lock id the gate trigger waits on
+GATE_SQL = f"""
+CREATE FUNCTION test_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_xact_lock_shared({GATE_LOCK}); RETURN NEW; END $$;
+CREATE TRIGGER test_gate BEFORE INSERT ON bookings FOR EACH ROW EXECUTE FUNCTION test_gate();
+"""
+
+
+@pytest.fixture
+def open_gate(database_url: str) -> Iterator[Callable[[], None]]:
+    """Hold booking inserts until the returned `open_gate` sees every worker waiting on a lock."""
+    connection = psycopg2.connect(database_url)
+    connection.autocommit = True
+    cursor = connection.cursor()
+    cursor.execute(GATE_SQL)
+    cursor.execute("SELECT pg_advisory_lock(%s)", (GATE_LOCK,))
+
+    def waiting_requests() -> bool:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] >= PROCESSES * WORKERS
+
+    def open_gate() -> None:
+        wait_for(waiting_requests, timeout=60, what="every API worker to wait at the gate")
+        cursor.execute("SELECT pg_advisory_unlock(%s)", (GATE_LOCK,))
+
+    try:
+        yield open_gate
+    finally:
+        cursor.execute("DROP TRIGGER test_gate ON bookings; DROP FUNCTION test_gate()")
+        connection.close()
+
+
+@pytest.fixture
+def api_urls(app, database_url: str, tmp_path: Path) -> Iterator[list[str]]:
+    """Two gunicorn API processes; LM_PUBLIC_URL is shared so both accept the test's tokens."""
+    servers = [
+        ApiServer(
+            state_dir=tmp_path / f"api{index}",
+            database_url=database_url,
+            port=free_port(),
+            workers=WORKERS,
+            extra_env={"LM_PUBLIC_URL": PUBLIC_URL},
+        )
+        for index in range(PROCESSES)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield [f"{server.url}/lm" for server in servers]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_concurrent_admissions_on_two_processes_never_overbook(
+    app, client, auth_headers, api_urls, open_gate
+):
+    features = {
+        cluster: add_configuration(app, cluster, {SOLVER: POOL, MESHER: POOL}, SHARED_SERVER)
+        for cluster in ("cluster-a", "cluster-b")
+    }
+    tokens = {
+        cluster: auth_headers("license-manager:job:create", client_id=cluster)
+        for cluster in features
+    }
+    jobs = [{SOLVER: 1}] * SOLVER_ONLY_JOBS + [{SOLVER: 1, MESHER: 2}] * BOTH_JOBS
+    # Interleave the kinds so both compete while the pools fill up.
+    jobs = [job for pair in itertools.zip_longest(jobs[::2], jobs[1::2]) for job in pair if job]
+
+    def post(number_and_job: tuple[int, dict[str, int]]) -> tuple[int, dict[str, int]]:
+        number, licenses = number_and_job
+        cluster = ("cluster-a", "cluster-b")[number % 2]
+        answer = requests.post(
+            f"{api_urls[(number // 2) % PROCESSES]}/jobs",
+            json={
+                "slurm_job_id": str(number),
+                "username": "user",
+                "lead_host": "node",
+                "bookings": [{"product_feature": n, "quantity": q} for n, q in licenses.items()],
+            },
+            headers=tokens[cluster],
+            timeout=60,
+        )
+        return answer.status_code, licenses
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        answers = pool.map(post, enumerate(jobs))
+        open_gate()
+        results = list(answers)
+
+    assert {status for status, _ in results} == {201, 409}
+    granted: dict[str, int] = {SOLVER: 0, MESHER: 0}
+    for status, licenses in results:
+        if status == 201:
+            for name, quantity in licenses.items():
+                granted[name] += quantity
+    with app.app_context():
+        booked = booked_on_pools(features["cluster-a"].values())
+    allowed = POOL["total"] - POOL["used"] - POOL["reserved"]
+    # Demand on the solver pool exceeds supply, and a solver-only job is refused only when the
+    # pool is full: it ends exactly full. The mesher pool may stop short (a job needs both).
+    assert booked[features["cluster-a"][SOLVER]] == granted[SOLVER] == allowed
+    assert booked[features["cluster-a"][MESHER]] == granted[MESHER] <= allowed
