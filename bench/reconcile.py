@@ -1,0 +1,218 @@
+"""Benchmark 2: one reconcile cycle with 100 features on 20 simulated license servers whose tools
+each take 300 ms must finish within 2 s.
+
+The whole stack is real and throw-away: PostgreSQL, the API under gunicorn, a single-node Slurm
+22.05 with the 100 licenses, and lm-simulator's fake tools. Before every measured cycle, stale
+jobs are posted to the API so that cleanup has work to do, as it would on a busy cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from agent import reconcile
+from agent.api import ApiClient
+from agent.config import TOOL_BY_SERVER_TYPE, AgentConfig, ToolPaths
+from agent.polling import poll_all
+from agent.simulator.main import install_tools
+from agent.simulator.state import write_state
+from agent.tools import TOOL_NAMES
+from devstack.api import ApiServer
+from devstack.postgres import PostgresCluster
+from devstack.processes import free_port
+from devstack.slurm import SlurmCluster
+
+SERVERS = 20
+FEATURES_PER_SERVER = 5
+TOTAL_PER_FEATURE = 20
+TOOL_LATENCY = 0.3
+STALE_JOBS_PER_CYCLE = 10
+CYCLES = 5
+TARGET_SECONDS = 2.0
+PRODUCT = "bench"
+AGENT_PERMISSIONS = [
+    "license-manager:configuration:read",
+    "license-manager:feature:read",
+    "license-manager:feature:update",
+    "license-manager:job:read",
+    "license-manager:job:create",
+    "license-manager:job:delete",
+    "license-manager:booking:read",
+    "license-manager:booking:delete",
+]
+
+
+def feature_name(server: int, feature: int) -> str:
+    return f"s{server:02d}f{feature}"
+
+
+def simulator_state() -> dict[str, Any]:
+    """20 flexlm servers, 5 features each, some tokens checked out on every feature."""
+    servers = []
+    for server in range(SERVERS):
+        features = [feature_name(server, n) for n in range(FEATURES_PER_SERVER)]
+        servers.append(
+            {
+                "type": "flexlm",
+                "host": f"lic{server:02d}",
+                "port": 27000,
+                "fault": "none",
+                "latency": TOOL_LATENCY,
+                "features": [{"name": name, "total": TOTAL_PER_FEATURE} for name in features],
+                "checkouts": [
+                    {"feature": name, "user": "desk", "host": "pc1", "count": 1 + n % 4}
+                    for n, name in enumerate(features)
+                ],
+            }
+        )
+    return {"servers": servers}
+
+
+@contextmanager
+def stack(root: Path) -> Iterator[AgentConfig]:
+    """PostgreSQL, the API, Slurm and the simulator, seeded; yields the agent's settings."""
+    with ExitStack() as cleanup:
+        postgres = PostgresCluster(datadir=root / "pgdata", port=free_port(), fast=True)
+        postgres.ensure_running()
+        cleanup.callback(postgres.stop)
+        api = ApiServer(
+            state_dir=root / "api", database_url=postgres.ensure_database("bench"), port=free_port()
+        )
+        api.migrate()
+        admin_client = api.create_client("bench-admin", ["license-manager:admin"])
+        cluster_client = api.create_client("bench-cluster", AGENT_PERMISSIONS)
+        api.start()
+        cleanup.callback(api.stop)
+        licenses = {
+            f"{PRODUCT}.{feature_name(s, n)}@flexlm": TOTAL_PER_FEATURE
+            for s in range(SERVERS)
+            for n in range(FEATURES_PER_SERVER)
+        }
+        slurm = SlurmCluster(root=root / "slurm", licenses=licenses)
+        slurm.start()
+        cleanup.callback(slurm.stop)
+        state = root / "simulator.json"
+        write_state(state, simulator_state())
+        install_tools(root / "tools", state)
+
+        def agent_config(client: dict[str, str], cache: str, **settings: Any) -> AgentConfig:
+            return AgentConfig(
+                api_url=api.url,
+                client_id=client["client_id"],
+                client_secret=client["client_secret"],
+                oidc_issuer=api.url,
+                token_cache_dir=str(root / cache),
+                log_file=None,
+                **settings,
+            )
+
+        seed(ApiClient(agent_config(admin_client, "admin-cache")), cluster_client["client_id"])
+        tools = {
+            field: str(root / "tools" / TOOL_NAMES[kind])
+            for kind, field in TOOL_BY_SERVER_TYPE.items()
+        }
+        yield agent_config(
+            cluster_client,
+            "agent-cache",
+            tools=ToolPaths(**tools, scontrol="/usr/bin/scontrol", squeue="/usr/bin/squeue"),
+            slurm_conf=str(slurm.conf_file),
+            lock_file=str(root / "reconcile.lock"),
+            tool_timeout=5.0,
+        )
+
+
+def seed(admin: ApiClient, cluster_client_id: str) -> None:
+    """One configuration per license server, with its five features."""
+    product_id = admin.post("/lm/products", {"name": PRODUCT})["id"]
+    for server in range(SERVERS):
+        configuration = admin.post(
+            "/lm/configurations",
+            {
+                "name": f"pool{server:02d}",
+                "cluster_client_id": cluster_client_id,
+                "grace_time": 300,
+                "type": "flexlm",
+            },
+        )
+        admin.post(
+            "/lm/license_servers",
+            {"config_id": configuration["id"], "host": f"lic{server:02d}", "port": 27000},
+        )
+        for n in range(FEATURES_PER_SERVER):
+            admin.post(
+                "/lm/features",
+                {
+                    "name": feature_name(server, n),
+                    "product_id": product_id,
+                    "config_id": configuration["id"],
+                },
+            )
+
+
+def post_stale_jobs(agent: ApiClient, cycle: int) -> None:
+    """Jobs the API knows but Slurm does not (their epilog was lost): cleanup deletes them."""
+    for n in range(STALE_JOBS_PER_CYCLE):
+        agent.post(
+            "/lm/jobs",
+            {
+                "slurm_job_id": f"{900000 + cycle * 100 + n}",
+                "username": "alice",
+                "lead_host": "node01",
+                "bookings": [{"product_feature": f"{PRODUCT}.{feature_name(n, 0)}", "quantity": 1}],
+            },
+        )
+
+
+def run() -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="lm-bench-reconcile-"))
+    os.chmod(root, 0o755)  # the postgres user must reach its data folder
+    try:
+        with stack(root) as config:
+            agent = ApiClient(config)
+            if reconcile.run(config) != 0:  # warm-up: token, first report, reservation created
+                raise RuntimeError("the warm-up reconcile failed; see the log lines above")
+            configurations = agent.get(reconcile.CONFIGURATIONS_PATH)
+            started = time.perf_counter()
+            poll_all(configurations, config.tool_path, config.tool_timeout)
+            poll_seconds = time.perf_counter() - started
+            cycles = []
+            for cycle in range(CYCLES):
+                post_stale_jobs(agent, cycle)
+                started = time.perf_counter()
+                exit_code = reconcile.run(config)
+                cycles.append(time.perf_counter() - started)
+                if exit_code != 0 or agent.get_all(reconcile.JOBS_PATH):
+                    raise RuntimeError(f"cycle {cycle} did not clean up (exit {exit_code})")
+            reserved = reconcile.slurm_of(config).reservation(config.reservation_name)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    median = statistics.median(cycles)
+    return {
+        "servers": SERVERS,
+        "features": SERVERS * FEATURES_PER_SERVER,
+        "tool_latency_s": TOOL_LATENCY,
+        "stale_jobs_deleted_per_cycle": STALE_JOBS_PER_CYCLE,
+        "cycles": CYCLES,
+        "cycle_s": {
+            "median": round(median, 3),
+            "min": round(min(cycles), 3),
+            "max": round(max(cycles), 3),
+        },
+        "polling_only_s": round(poll_seconds, 3),
+        "licenses_in_reservation": len(reserved.licenses) if reserved else 0,
+        "target_s": TARGET_SECONDS,
+        "meets_target": max(cycles) <= TARGET_SECONDS,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
