@@ -7,13 +7,15 @@ reservation arithmetic depends on every total, used figure and checkout being ex
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from agent.parsers import SERVER_TYPES, Checkout, FeatureUsage, ServerUnreadable, parse
 
-REAL = Path(__file__).parent / "data" / "real"
+DATA = Path(__file__).parent / "data"
+REAL = DATA / "real"
 # What each sample must parse to, transcribed from the samples README.
 EXPECTED_FILE = REAL / "expected.json"
 
@@ -101,3 +103,22 @@ def test_output_cut_at_any_line_gives_data_or_unreadable_never_a_crash(
         except ServerUnreadable:
             continue
         assert set(result) <= set(expected_usage(sample))
+
+
+@pytest.mark.parametrize("server_type", SERVER_TYPES)
+def test_corrupted_outputs_give_data_or_unreadable_never_a_crash(server_type: str) -> None:
+    """Seeded random corruption (changed, dropped and inserted characters) of every sample."""
+    samples = [path.read_text(encoding="utf-8") for path in sorted(DATA.rglob("*.txt"))]
+    rng = random.Random(server_type)
+    for _ in range(300):
+        characters = list(rng.choice(samples))
+        for _ in range(rng.randint(1, 30)):
+            position = rng.randrange(len(characters))
+            characters[position : position + rng.randint(0, 1)] = rng.choice(
+                ["", "0", "9", ":", ";", ",", "@", "#", "(", ")", "|", "-", " ", "\n", "\t", "\r"]
+            )
+        try:
+            result = parse(server_type, "".join(characters))
+        except ServerUnreadable:
+            continue
+        assert all(usage.total >= 0 and usage.used >= 0 for usage in result.values())
