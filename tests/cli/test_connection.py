@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from tests.cli.conftest import CliRunner, LiveApi, run_cli
 from tests.conftest import free_port
 
@@ -22,6 +24,16 @@ def test_unreachable_api_is_one_clear_line():
     result = run_cli("products", "list", env={"LM_API_URL": url})
     assert result.returncode == 1
     assert result.stderr == f"lm-cli: error: cannot reach the API at {url}: Connection refused\n"
+
+
+def test_api_that_never_answers_times_out():
+    with socket.socket() as silent:  # the kernel accepts the connection; nobody ever replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        result = run_cli("--timeout", "1", "products", "list", env={"LM_API_URL": url})
+    assert result.returncode == 1
+    assert result.stderr == f"lm-cli: error: cannot reach the API at {url}: no answer in time\n"
 
 
 def test_missing_token_gets_the_401_and_a_hint(api: LiveApi):
