@@ -35,6 +35,17 @@ def poll(simulator: Simulator, config: dict[str, Any]) -> PollResult:
     return poll_configuration(config, simulator.tool, TIMEOUT)
 
 
+def mirrors(simulator: Simulator, server_type: str, feature: str, *faults: str) -> list[str]:
+    """Servers lic1, lic2, ... offering `feature` (10 tokens), the n-th with the n-th fault."""
+    addresses = []
+    for number, fault in enumerate(faults, start=1):
+        address = f"lic{number}:27000"
+        simulator.add_server(server_type, address, {feature: 10})
+        simulator("fault", "--server", address, fault)
+        addresses.append(address)
+    return addresses
+
+
 @pytest.mark.parametrize(
     ("server_type", "feature"),
     [
@@ -80,11 +91,9 @@ def test_feature_names_match_case_insensitively(simulator: Simulator) -> None:
 
 
 def test_the_mirror_is_not_asked_when_the_first_server_answers(simulator: Simulator) -> None:
-    simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
-    simulator.add_server("flexlm", "lic2:27000", {"abaqus": 99})
-    simulator("fault", "--server", "lic2:27000", "hang")
+    addresses = mirrors(simulator, "flexlm", "abaqus", "none", "hang")
 
-    result = poll(simulator, configuration("flexlm", "lic1:27000", "lic2:27000"))
+    result = poll(simulator, configuration("flexlm", *addresses))
 
     assert result.server == "lic1:27000"
     assert result.failures == []
@@ -93,29 +102,25 @@ def test_the_mirror_is_not_asked_when_the_first_server_answers(simulator: Simula
 
 @pytest.mark.parametrize("fault", ["down", "garbage"])
 def test_a_failing_server_falls_back_to_its_mirror(simulator: Simulator, fault: str) -> None:
-    simulator.add_server("rlm", "lic1:5053", {"cfd": 10})
-    simulator.add_server("rlm", "lic2:5053", {"cfd": 10})
-    simulator("checkout", "--server", "lic2:5053", "cfd", "--user", "carol", "--host", "n07")
-    simulator("fault", "--server", "lic1:5053", fault)
+    addresses = mirrors(simulator, "rlm", "cfd", fault, "none")
+    simulator("checkout", "--server", "lic2:27000", "cfd", "--user", "carol", "--host", "n07")
 
-    result = poll(simulator, configuration("rlm", "lic1:5053", "lic2:5053"))
+    result = poll(simulator, configuration("rlm", *addresses))
 
-    assert result.server == "lic2:5053"
+    assert result.server == "lic2:27000"
     usage = result.usage("cfd")
     assert usage is not None and usage.used == 1
     assert len(result.failures) == 1
-    assert result.failures[0].startswith("lic1:5053: ")
+    assert result.failures[0].startswith("lic1:27000: ")
 
 
 def test_a_hung_server_is_killed_at_the_timeout_and_its_mirror_used(
     simulator: Simulator,
 ) -> None:
-    simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
-    simulator.add_server("flexlm", "lic2:27000", {"abaqus": 10})
-    simulator("fault", "--server", "lic1:27000", "hang")
+    addresses = mirrors(simulator, "flexlm", "abaqus", "hang", "none")
 
     started = time.monotonic()
-    result = poll(simulator, configuration("flexlm", "lic1:27000", "lic2:27000"))
+    result = poll(simulator, configuration("flexlm", *addresses))
     elapsed = time.monotonic() - started
 
     assert result.server == "lic2:27000"
@@ -128,17 +133,14 @@ def test_a_hung_server_is_killed_at_the_timeout_and_its_mirror_used(
 def test_all_servers_down_make_the_pool_unreachable_with_every_reason(
     simulator: Simulator,
 ) -> None:
-    simulator.add_server("lmx", "lic1:6200", {"HyperWorks": 10})
-    simulator.add_server("lmx", "lic2:6200", {"HyperWorks": 10})
-    simulator("fault", "--server", "lic1:6200", "down")
-    simulator("fault", "--server", "lic2:6200", "garbage")
+    addresses = mirrors(simulator, "lmx", "HyperWorks", "down", "garbage")
 
-    result = poll(simulator, configuration("lmx", "lic1:6200", "lic2:6200"))
+    result = poll(simulator, configuration("lmx", *addresses))
 
     assert not result.reachable
     assert result.usage("HyperWorks") is None
-    assert [failure.split(": ")[0] for failure in result.failures] == ["lic1:6200", "lic2:6200"]
-    assert "lic1:6200" in result.reason and "lic2:6200" in result.reason
+    assert [failure.split(": ")[0] for failure in result.failures] == addresses
+    assert all(address in result.reason for address in addresses)
 
 
 def test_a_missing_tool_makes_the_pool_unreachable_not_a_crash(simulator: Simulator) -> None:

@@ -151,6 +151,13 @@ def site(
 
 
 @pytest.fixture
+def agent_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The agent's log lines, INFO and up (one per decision)."""
+    caplog.set_level(logging.INFO, logger="agent")
+    return caplog
+
+
+@pytest.fixture
 def abaqus_pool(site: Site) -> dict[str, Any]:
     """abaqus.abaqus: 10 tokens on lic1:27000 (flexlm), nothing checked out yet."""
     site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
@@ -198,9 +205,8 @@ def test_an_unreadable_server_reserves_the_whole_slurm_total() -> None:
 
 @pytest.mark.slurm
 def test_reservation_is_created_updated_and_deleted_as_server_usage_changes(
-    site: Site, abaqus_pool: dict[str, Any], caplog: pytest.LogCaptureFixture
+    site: Site, abaqus_pool: dict[str, Any], agent_log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.reconcile")
     site.reconcile()
     assert site.reserved() == {}, "nothing used elsewhere: no reservation"
 
@@ -214,14 +220,14 @@ def test_reservation_is_created_updated_and_deleted_as_server_usage_changes(
     checkout(site, 3, user="other")
     site.reconcile()
     assert site.reserved() == {ABAQUS: 7}
-    assert f"{ABAQUS} reserved 4 -> 7: server used 7, slurm used 0, bookings 0" in caplog.text
+    assert f"{ABAQUS} reserved 4 -> 7: server used 7, slurm used 0, bookings 0" in agent_log.text
 
     site.simulator("checkin", "--server", "lic1:27000", "--user", "desk")
     site.simulator("checkin", "--server", "lic1:27000", "--user", "other")
     site.reconcile()
     assert site.reserved() == {}
     assert site.slurm_license(ABAQUS).reserved == 0
-    assert f"reservation {site.config.reservation_name} deleted" in caplog.text
+    assert f"reservation {site.config.reservation_name} deleted" in agent_log.text
 
 
 @pytest.mark.slurm
@@ -242,9 +248,8 @@ def test_reserved_tokens_keep_slurm_jobs_waiting(site: Site, abaqus_pool: dict[s
 
 @pytest.mark.slurm
 def test_a_booking_covers_its_job_until_the_checkout_shows_on_the_server(
-    site: Site, abaqus_pool: dict[str, Any], caplog: pytest.LogCaptureFixture
+    site: Site, abaqus_pool: dict[str, Any], agent_log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.reconcile")
     site.reconcile()  # reports the pool: bookable
     job_id = site.run_job({ABAQUS: 3})
     assert site.book(job_id, {"abaqus.abaqus": 3}) == 201
@@ -260,7 +265,7 @@ def test_a_booking_covers_its_job_until_the_checkout_shows_on_the_server(
     # The job's checkout appeared: its booking goes, so it no longer counts twice.
     assert site.jobs()[str(job_id)]["bookings"] == []
     assert site.reserved() == {ABAQUS: 2}
-    assert f"root@{site.slurm_cluster.node_name} checked out 3" in caplog.text
+    assert f"root@{site.slurm_cluster.node_name} checked out 3" in agent_log.text
 
 
 @pytest.mark.slurm
@@ -296,9 +301,8 @@ def test_bookings_of_other_clusters_on_the_pool_are_reserved(
 
 @pytest.mark.slurm
 def test_jobs_that_left_slurm_or_went_back_to_pending_are_deleted(
-    site: Site, abaqus_pool: dict[str, Any], caplog: pytest.LogCaptureFixture
+    site: Site, abaqus_pool: dict[str, Any], agent_log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.reconcile")
     site.reconcile()
     running = site.run_job({ABAQUS: 1})
     held = site.slurm_cluster.submit("sleep 120", "--hold", licenses={ABAQUS: 1})
@@ -309,8 +313,8 @@ def test_jobs_that_left_slurm_or_went_back_to_pending_are_deleted(
     site.reconcile()
 
     assert list(site.jobs()) == [str(running)]
-    assert "job 999999 deleted with its bookings: it left Slurm" in caplog.text
-    assert f"job {held} deleted with its bookings: it is PENDING" in caplog.text
+    assert "job 999999 deleted with its bookings: it left Slurm" in agent_log.text
+    assert f"job {held} deleted with its bookings: it is PENDING" in agent_log.text
 
 
 @pytest.mark.slurm
@@ -336,9 +340,8 @@ def test_bookings_older_than_the_grace_time_are_deleted(site: Site) -> None:
 
 @pytest.mark.slurm
 def test_an_unreachable_pool_reserves_everything_and_refuses_bookings(
-    site: Site, abaqus_pool: dict[str, Any], caplog: pytest.LogCaptureFixture
+    site: Site, abaqus_pool: dict[str, Any], agent_log: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.reconcile")
     site.simulator.add_server("flexlm", "lic1b:27000", {"abaqus": 10})
     site.api.admin.post(
         "/lm/license_servers", {"config_id": abaqus_pool["id"], "host": "lic1b", "port": 27000}
@@ -351,7 +354,7 @@ def test_an_unreachable_pool_reserves_everything_and_refuses_bookings(
     assert site.reserved() == {ABAQUS: site.slurm_license(ABAQUS).total}
     assert site.feature("abaqus.abaqus")["report_status"] == "unreachable"
     assert site.book(1234, {"abaqus.abaqus": 1}) == 409
-    assert "license server unreachable (fail closed)" in caplog.text
+    assert "license server unreachable (fail closed)" in agent_log.text
 
 
 @pytest.mark.slurm
@@ -387,7 +390,7 @@ def test_an_overlapping_run_exits_quietly_and_changes_nothing(
 
 @pytest.mark.slurm
 def test_a_configured_feature_missing_from_slurm_is_skipped_with_a_warning(
-    site: Site, caplog: pytest.LogCaptureFixture
+    site: Site, agent_log: pytest.LogCaptureFixture
 ) -> None:
     site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10, "cae": 4})
     site.add_configuration("flexlm", ["lic1:27000"], ["abaqus.abaqus", "abaqus.cae"])
@@ -396,12 +399,12 @@ def test_a_configured_feature_missing_from_slurm_is_skipped_with_a_warning(
     site.reconcile()
 
     assert site.reserved() == {ABAQUS: 2}
-    assert "abaqus.cae@flexlm is not a license of this Slurm cluster: skipped" in caplog.text
+    assert "abaqus.cae@flexlm is not a license of this Slurm cluster: skipped" in agent_log.text
     assert site.feature("abaqus.cae")["total"] == 4, "its usage is still reported"
 
 
 def test_an_api_that_cannot_be_reached_fails_the_run_with_one_clear_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, agent_log: pytest.LogCaptureFixture
 ) -> None:
     config = client_config(
         f"http://127.0.0.1:{free_port()}",
@@ -412,7 +415,7 @@ def test_an_api_that_cannot_be_reached_fails_the_run_with_one_clear_line(
     )
 
     assert reconcile.run(config) == 1
-    assert "reconcile failed: cannot reach http://127.0.0.1:" in caplog.text
+    assert "reconcile failed: cannot reach http://127.0.0.1:" in agent_log.text
 
 
 @pytest.mark.slurm
