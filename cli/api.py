@@ -22,14 +22,6 @@ class CliError(Exception):
     """A failure lm-cli reports as one line on stderr, exiting with status 1."""
 
 
-class ApiError(CliError):
-    """The API (or the token endpoint) answered with an error status."""
-
-    def __init__(self, response: requests.Response) -> None:
-        self.status = response.status_code
-        super().__init__(describe_error_response(response))
-
-
 def status_phrase(response: requests.Response) -> str:
     """`Not Found` rather than the server's spelling (werkzeug says `NOT FOUND`)."""
     try:
@@ -39,9 +31,9 @@ def status_phrase(response: requests.Response) -> str:
 
 
 def describe_error_response(response: requests.Response) -> str:
-    """`409 Conflict: message (field: reason; ...)` from the API's JSON error body.
+    """`409 Conflict: message (field: reason; ...)` from the API's (or an OAuth) JSON error body.
 
-    Field errors the message already names (by field or by reason) are not repeated.
+    Field errors the message already tells (by field name or by reason) are not repeated.
     """
     heading = f"{response.status_code} {status_phrase(response)}".rstrip()
     try:
@@ -56,34 +48,59 @@ def describe_error_response(response: requests.Response) -> str:
     if message is None and "error" in body:  # OAuth 2 token endpoint (RFC 6749 section 5.2)
         message = ": ".join(str(body[key]) for key in ("error", "error_description") if key in body)
     if message is None:  # not an error document, e.g. the health endpoint's own answer
-        return f"{heading}: {'; '.join(flatten_errors(body))}"
+        return f"{heading}: {'; '.join(map(str, flatten_errors(body)))}"
     details = [
         detail
         for detail in flatten_errors(body.get("errors") or {})
-        if not any(part in message for part in detail.split(": ", 1))
+        if not detail.named_in(message)
     ]
-    return f"{heading}: {message}" + (f" ({'; '.join(details)})" if details else "")
+    return f"{heading}: {message}" + (f" ({'; '.join(map(str, details))})" if details else "")
 
 
-def flatten_errors(errors: Any, prefix: str = "") -> list[str]:
-    """Field-level errors as `field: reason` strings, however deeply marshmallow nests them."""
+@dataclass(frozen=True)
+class FieldError:
+    """One field's complaint, e.g. `grace_time: Must be greater than or equal to 0.`"""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+    def named_in(self, message: str) -> bool:
+        """True when the API's message already says it (names the field or gives the reason)."""
+        names_field = bool(self.field) and re.search(rf"\b{re.escape(self.field)}\b", message)
+        return bool(names_field) or self.reason in message
+
+
+def holds_only_values(container: Mapping[str, Any] | list[Any]) -> bool:
+    values = container.values() if isinstance(container, Mapping) else container
+    return bool(container) and not any(isinstance(value, Mapping | list) for value in values)
+
+
+def child_field(prefix: str, key: str) -> str:
+    """`bookings.0.quantity`, without the request part (`json`, `query`) the API nests under."""
+    if not prefix:
+        return "" if key in REQUEST_LOCATIONS else key
+    return f"{prefix}.{key}"
+
+
+def flatten_errors(errors: Any, prefix: str = "") -> list[FieldError]:
+    """Field-level errors, however deeply marshmallow (or the booking refusal) nests them."""
     if isinstance(errors, Mapping):
-        if errors and all(not isinstance(v, Mapping | list) for v in errors.values()):
+        if holds_only_values(errors):
             pairs = ", ".join(f"{key}={value}" for key, value in errors.items())
-            return [f"{prefix}: {pairs}" if prefix else pairs]
-        lines: list[str] = []
-        for key, value in errors.items():
-            name = key if not prefix else f"{prefix}.{key}"
-            if not prefix and key in REQUEST_LOCATIONS:
-                name = ""
-            lines.extend(flatten_errors(value, str(name)))
-        return lines
-    if isinstance(errors, list) and all(not isinstance(v, Mapping | list) for v in errors):
-        reasons = " ".join(str(reason) for reason in errors)
-        return [f"{prefix}: {reasons}" if prefix else reasons]
+            return [FieldError(prefix, pairs)]
+        return [
+            error
+            for key, value in errors.items()
+            for error in flatten_errors(value, child_field(prefix, str(key)))
+        ]
     if isinstance(errors, list):
-        return [line for item in errors for line in flatten_errors(item, prefix)]
-    return [f"{prefix}: {errors}" if prefix else str(errors)]
+        if holds_only_values(errors):
+            return [FieldError(prefix, " ".join(map(str, errors)))]
+        return [error for item in errors for error in flatten_errors(item, prefix)]
+    return [FieldError(prefix, str(errors))]
 
 
 def connection_failure(url: str, error: requests.RequestException) -> CliError:
@@ -135,7 +152,7 @@ class ApiClient:
         if response.status_code == 401 and not self.has_credentials:
             raise CliError(f"{describe_error_response(response)}; {CREDENTIALS_HINT}")
         if response.status_code >= 400:
-            raise ApiError(response)
+            raise CliError(describe_error_response(response))
         return response
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:

@@ -47,6 +47,11 @@ def response(status: int, body: str, content_type: str = "application/json") -> 
             "422 Unprocessable Entity: name: Too long.",
         ),
         (
+            409,
+            {"message": "A product named 'x' exists.", "errors": {"json": {"name": ["Taken."]}}},
+            "409 Conflict: A product named 'x' exists. (name: Taken.)",
+        ),
+        (
             400,
             {"error": "invalid_grant", "error_description": "Grant type not allowed."},
             "400 Bad Request: invalid_grant: Grant type not allowed.",
