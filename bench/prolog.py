@@ -1,0 +1,182 @@
+"""Benchmark 1: PrologSlurmctld wall time, process start to exit, as slurmctld runs it (a fresh
+`lm-agent prolog` with only the job's SLURM_* variables, no PATH/HOME/USER) against the real API
+on localhost (gunicorn, PostgreSQL). Targets: a job with 2 tracked licenses p50 <= 120 ms and
+p95 <= 200 ms; a job without licenses p50 <= 40 ms.
+
+The token is cached by a warm-up run, as it is on a controller that starts jobs all day.
+`python_startup` (the bare interpreter, same install) is measured alongside: on a loaded or
+sandboxed machine it shows how much of each number is the interpreter rather than the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.api import ApiClient
+from agent.config import AgentConfig
+from devstack.api import ApiServer
+from devstack.postgres import PostgresCluster
+from devstack.processes import free_port
+
+LM_AGENT = str(Path(sys.executable).with_name("lm-agent"))
+RUNS = 60
+WARM_UP_RUNS = 3
+TARGETS_MS = {"licensed_p50": 120, "licensed_p95": 200, "unlicensed_p50": 40}
+# Plenty of tokens: every measured job is granted and keeps its booking.
+FEATURES = {"abaqus.abaqus": 100_000, "ansys.cfd": 100_000}
+CLUSTER_PERMISSIONS = "license-manager:feature:update license-manager:job:create"
+
+
+@contextmanager
+def api_with_pool(root: Path) -> Iterator[Path]:
+    """PostgreSQL and the API with the two features reported; yields the agent.yaml to use."""
+    with ExitStack() as cleanup:
+        postgres = PostgresCluster(datadir=root / "pgdata", port=free_port(), fast=True)
+        postgres.ensure_running()
+        cleanup.callback(postgres.stop)
+        api = ApiServer(
+            state_dir=root / "api", database_url=postgres.ensure_database("bench"), port=free_port()
+        )
+        api.migrate()
+        admin = api.create_client("bench-admin", ["license-manager:admin"])
+        cluster = api.create_client("bench-cluster", [CLUSTER_PERMISSIONS])
+        api.start()
+        cleanup.callback(api.stop)
+        settings = {
+            "api_url": api.url,
+            "client_id": cluster["client_id"],
+            "client_secret": cluster["client_secret"],
+            "log_file": str(root / "agent.log"),
+            "token_cache_dir": str(root / "token-cache"),
+        }
+        seed(api.url, admin, settings, root)
+        config = root / "agent.yaml"
+        config.write_text(yaml.safe_dump(settings))
+        yield config
+
+
+def seed(url: str, admin: dict[str, str], cluster: dict[str, Any], root: Path) -> None:
+    """One flexlm configuration of the cluster with both features, reported as just read."""
+
+    def client(credentials: dict[str, Any], cache: str) -> ApiClient:
+        return ApiClient(
+            AgentConfig(
+                api_url=url,
+                client_id=credentials["client_id"],
+                client_secret=credentials["client_secret"],
+                oidc_issuer=url,
+                token_cache_dir=str(root / cache),
+            )
+        )
+
+    as_admin = client(admin, "admin-cache")
+    configuration = as_admin.post(
+        "/lm/configurations",
+        {
+            "name": "bench",
+            "cluster_client_id": cluster["client_id"],
+            "grace_time": 300,
+            "type": "flexlm",
+        },
+    )
+    config_id = configuration["id"]
+    as_admin.post("/lm/license_servers", {"config_id": config_id, "host": "lic1", "port": 27000})
+    reports = []
+    for product_feature, total in FEATURES.items():
+        product, feature = product_feature.split(".")
+        product_id = as_admin.post("/lm/products", {"name": product})["id"]
+        as_admin.post(
+            "/lm/features", {"name": feature, "product_id": product_id, "config_id": config_id}
+        )
+        reports.append(
+            {"product_name": product, "feature_name": feature, "total": total, "used": 0}
+        )
+    client(cluster, "reporter-cache").put("/lm/features/by_client_id", reports)
+
+
+def job_env(config: Path, job_id: int, licenses: str | None) -> dict[str, str]:
+    """The variables slurmctld exports to PrologSlurmctld (and nothing else: no PATH)."""
+    env = {
+        "LM_AGENT_CONFIG": str(config),
+        "SLURM_JOB_ID": str(job_id),
+        "SLURM_JOB_USER": "alice",
+        "SLURM_JOB_UID": "1001",
+        "SLURM_JOB_NODELIST": "node[01-02]",
+        "SLURM_CLUSTER_NAME": "bench",
+        "SLURM_SCRIPT_CONTEXT": "prolog_slurmctld",
+    }
+    if licenses:
+        env["SLURM_JOB_LICENSES"] = licenses
+    return env
+
+
+def wall_and_cpu_ms(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall time (spawn to exit) and CPU time of one process; fails unless it exits 0."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True)
+    wall = (time.perf_counter() - started) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode != 0:
+        raise RuntimeError(f"{command} exited {result.returncode}: {result.stderr!r}")
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
+    return wall, cpu
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def run() -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="lm-bench-prolog-"))
+    os.chmod(root, 0o755)  # the postgres user must reach its data folder
+    licenses = "abaqus.abaqus@flexlm:2,ansys.cfd@flexlm:1"
+    prolog = [LM_AGENT, "prolog"]
+    samples: dict[str, list[tuple[float, float]]] = {}
+    try:
+        with api_with_pool(root) as config:
+            for job_id in range(1, WARM_UP_RUNS + 1):
+                wall_and_cpu_ms(prolog, job_env(config, job_id, licenses), root)
+            # Interleaved, so that a burst of load on the machine hits every case alike.
+            for n in range(RUNS):
+                for case, command, env in (
+                    ("licensed", prolog, job_env(config, 1000 + n, licenses)),
+                    ("unlicensed", prolog, job_env(config, 2000 + n, None)),
+                    ("python_startup", [sys.executable, "-c", "pass"], {}),
+                ):
+                    samples.setdefault(case, []).append(wall_and_cpu_ms(command, env, root))
+            granted = sum(" granted: " in line for line in (root / "agent.log").open())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    results: dict[str, Any] = {
+        "runs_per_case": RUNS,
+        "tracked_licenses_per_job": len(FEATURES),
+        "jobs_granted": granted,
+    }
+    for case, pairs in samples.items():
+        walls = [wall for wall, _ in pairs]
+        results[f"{case}_p50_ms"] = round(statistics.median(walls), 1)
+        results[f"{case}_p95_ms"] = round(percentile(walls, 0.95), 1)
+        results[f"{case}_cpu_p50_ms"] = round(statistics.median(cpu for _, cpu in pairs), 1)
+    results["targets_ms"] = TARGETS_MS
+    results["meets_targets"] = all(results[f"{name}_ms"] <= TARGETS_MS[name] for name in TARGETS_MS)
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
