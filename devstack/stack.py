@@ -375,6 +375,15 @@ class Stack:
         """Every job record the API holds (all clusters), with its bookings."""
         return self._admin().call("GET", "/lm/jobs", params={"page_size": 100})
 
+    def api_job(self, slurm_job_id: int) -> dict[str, Any] | None:
+        """This cluster's job record in the API for a Slurm job, or None when there is none."""
+        for job in self.api_jobs():
+            if job["slurm_job_id"] == str(slurm_job_id) and (
+                job["cluster_client_id"] == self.cluster_client_id
+            ):
+                return job
+        return None
+
     def reserved(self, pool: Pool) -> int:
         """Tokens of the pool the agent's license-only reservation holds right now in Slurm."""
         return self.slurm.license_usage()[pool.slurm_license]["Reserved"]
