@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.processes import stop_pid_file
+from devstack.processes import is_alive, read_pid, stop_pid_file
 
 INSTALL_HINT = "apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge"
 
@@ -47,6 +47,10 @@ class MungeDaemon:
         """Create the key if needed, start munged and check that a credential round-trips."""
         if shutil.which("munged") is None:
             raise MungeError(f"munged not found: {INSTALL_HINT}")
+        pid = read_pid(self.pid_file)
+        if pid is not None and is_alive(pid):
+            self.check()  # ours from an earlier start, still serving
+            return
         # munged requires every client to be able to reach its socket folder (mode 0755).
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)

@@ -30,8 +30,10 @@ from typing import NamedTuple
 from devstack.munge import INSTALL_HINT, MungeDaemon
 from devstack.processes import (
     free_port,
+    is_alive,
     kill,
     pids_with_environment,
+    read_pid,
     stop_pid_file,
     wait_for,
 )
@@ -182,6 +184,11 @@ class SlurmCluster:
         except Exception as error:
             self.stop()
             raise SlurmError(f"{error}\n{self.log_tail()}") from error
+
+    def running(self) -> bool:
+        """Both daemons of this cluster are alive (their pid files name live processes)."""
+        pids = [read_pid(self.root / "run" / f"{daemon}.pid") for daemon in ("slurmctld", "slurmd")]
+        return all(pid is not None and is_alive(pid) for pid in pids)
 
     def _daemon(self, argv: list[str]) -> None:
         """Start a Slurm daemon; both fork into the background once they are set up."""

@@ -171,8 +171,9 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).absolute()
-        self.api_port = self.api_port or free_port()
-        self.postgres_port = self.postgres_port or free_port()
+        saved = self._saved()
+        self.api_port = self.api_port or saved.get("api_port") or free_port()
+        self.postgres_port = self.postgres_port or saved.get("postgres_port") or free_port()
         self.postgres = PostgresCluster(
             datadir=self.root / "postgres", port=self.postgres_port, fast=self.fast_database
         )
@@ -180,12 +181,36 @@ class Stack:
         self.simulator = Simulator(self.root / "simulator")
         self.slurm = SlurmCluster(
             self.root / "slurm",
+            licenses=saved.get("licenses", {}),
             prolog_slurmctld=self.root / "hooks" / "prolog",
             epilog_slurmctld=self.root / "hooks" / "epilog",
         )
+        if "slurm_name" in saved:
+            self.slurm.name = saved["slurm_name"]
         self.agent_dir = self.root / "agent"
         self.admin: ApiSession | None = None
-        self.agent_client: dict[str, str] = {}
+        self.agent_client: dict[str, str] = saved.get("agent_client", {})
+        self._admin_client: dict[str, str] = saved.get("admin_client", {})
+
+    @property
+    def saved_file(self) -> Path:
+        """Ports, names, clients and licenses of this stack: a second `start()` reuses them."""
+        return self.root / "stack.json"
+
+    def _saved(self) -> dict[str, Any]:
+        return json.loads(self.saved_file.read_text()) if self.saved_file.exists() else {}
+
+    def _save(self) -> None:
+        saved = {
+            "api_port": self.api_port,
+            "postgres_port": self.postgres_port,
+            "slurm_name": self.slurm.name,
+            "licenses": self.slurm.licenses,
+            "admin_client": self._admin_client,
+            "agent_client": self.agent_client,
+        }
+        self.saved_file.write_text(json.dumps(saved, indent=2))
+        self.saved_file.chmod(0o600)  # client secrets
 
     @property
     def cluster_client_id(self) -> str:
@@ -205,7 +230,10 @@ class Stack:
         return self.agent_dir / "reconcile.pid"
 
     def start(self) -> None:
-        """Bring every piece up in dependency order; stop what came up if one fails."""
+        """Bring every piece up in dependency order, reusing what already runs or exists.
+
+        A failure stops what came up, so nothing is left half started.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)  # the postgres user and munged must reach their folders
         try:
@@ -213,20 +241,31 @@ class Stack:
             self.api.database_url = self.postgres.ensure_database("license_manager")
             self.api.migrate()
             self.api.start()
-            self.admin = ApiSession(
-                self.api.url, self.api.create_client("admin", permission_list(ADMIN_PERMISSIONS))
-            )
-            self.agent_client = self.api.create_client(
-                self.slurm.name, permission_list(AGENT_PERMISSIONS)
-            )
-            self.simulator.install()
+            self._admin_client = self._client(self._admin_client, "admin", ADMIN_PERMISSIONS)
+            self.admin = ApiSession(self.api.url, self._admin_client)
+            self.agent_client = self._client(self.agent_client, self.slurm.name, AGENT_PERMISSIONS)
+            if not self.simulator.state_file.exists():
+                self.simulator.install()
             self.write_agent_config()
             self._write_hooks()
-            self.slurm.start()
-            self.start_reconcile_loop()
+            if not self.slurm.running():
+                self.slurm.start()
+            if not self.reconcile_loop_running():
+                self.start_reconcile_loop()
+            self._save()
         except Exception:
             self.stop()
             raise
+
+    def _client(self, known: dict[str, str], name: str, permissions: list[str]) -> dict[str, str]:
+        """Credentials that work: the saved ones if the API still accepts them, else new ones."""
+        if known:
+            try:
+                ApiSession(self.api.url, known).fetch_token()
+                return known
+            except StackError:
+                pass  # the database was recreated: make the client again
+        return self.api.create_client(name, permission_list(permissions))
 
     def stop(self) -> None:
         """Stop the reconcile loop, Slurm, the API and PostgreSQL (only those we started)."""
@@ -348,6 +387,7 @@ class Stack:
         pool = Pool(product, feature, server_type, servers, configuration["id"], created["id"])
         if client_id == self.cluster_client_id:
             self.slurm.set_licenses({**self.slurm.licenses, pool.slurm_license: total})
+            self._save()
             wait_for(
                 lambda: self.feature(pool)["reported_at"],
                 REPORT_TIMEOUT,
