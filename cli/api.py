@@ -112,6 +112,20 @@ def connection_failure(url: str, error: requests.RequestException) -> CliError:
     return CliError(f"cannot reach the API at {url}: {reason}")
 
 
+def json_body(response: requests.Response, expected: type) -> Any:
+    """The answer's JSON, if it is the kind the endpoint returns; else --url is likely wrong."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, expected):
+        raise CliError(
+            f"{response.url} answered {response.status_code} without the expected JSON: "
+            "is --url the License Manager API?"
+        )
+    return body
+
+
 @dataclass(frozen=True)
 class Page:
     """One answer of a list endpoint and its pagination metadata (the X-Pagination header)."""
@@ -156,18 +170,21 @@ class ApiClient:
         return response
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        return self.request("GET", path, params=params).json()
+        return json_body(self.request("GET", path, params=params), Mapping)
 
-    def list(self, path: str, params: Mapping[str, Any]) -> Page:
+    def list_page(self, path: str, params: Mapping[str, Any]) -> Page:
         response = self.request("GET", path, params=params)
-        header = response.headers.get("X-Pagination")
-        return Page(response.json(), json.loads(header) if header else None)
+        try:
+            pagination = json.loads(response.headers.get("X-Pagination") or "null")
+        except ValueError:
+            pagination = None  # only the footer needs it
+        return Page(json_body(response, list), pagination)
 
     def post(self, path: str, payload: Mapping[str, Any]) -> Any:
-        return self.request("POST", path, payload=payload).json()
+        return json_body(self.request("POST", path, payload=payload), Mapping)
 
     def put(self, path: str, payload: Mapping[str, Any]) -> Any:
-        return self.request("PUT", path, payload=payload).json()
+        return json_body(self.request("PUT", path, payload=payload), Mapping)
 
     def delete(self, path: str) -> None:
         self.request("DELETE", path)

@@ -109,7 +109,7 @@ def list_records(client: ApiClient, args: argparse.Namespace) -> str:
         for name in ("search", "sort_field", "sort_order", "page", "page_size")
         if getattr(args, name) is not None
     }
-    page = client.list(args.resource.path, params)
+    page = client.list_page(args.resource.path, params)
     if args.json:
         return output.as_json(page.items)
     return output.listing(args.resource, page.items, page.pagination)

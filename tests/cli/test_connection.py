@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import socket
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
 
 from tests.cli.conftest import CliRunner, LiveApi, run_cli
 from tests.conftest import free_port
@@ -34,6 +41,32 @@ def test_api_that_never_answers_times_out():
         result = run_cli("--timeout", "1", "products", "list", env={"LM_API_URL": url})
     assert result.returncode == 1
     assert result.stderr == f"lm-cli: error: cannot reach the API at {url}: no answer in time\n"
+
+
+@pytest.fixture
+def plain_web_server(tmp_path: Path) -> Iterator[str]:
+    """Some other web server (not our API) that serves files, as a mistyped --url would reach."""
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "health").write_text("<html>It works!</html>")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_that_is_not_the_api_is_named(plain_web_server: str):
+    env = {"LM_API_URL": plain_web_server, "LM_TOKEN": "t"}
+    answered = run_cli("health", env=env)
+    assert answered.returncode == 1
+    assert answered.stderr == (
+        f"lm-cli: error: {plain_web_server}/lm/health answered 200 without the expected JSON: "
+        "is --url the License Manager API?\n"
+    )
+    missing = run_cli("products", "list", env=env)
+    assert missing.returncode == 1
+    assert missing.stderr == (f"lm-cli: error: 404 Not Found from {plain_web_server}/lm/products\n")
 
 
 def test_missing_token_gets_the_401_and_a_hint(api: LiveApi):
