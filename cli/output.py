@@ -26,9 +26,14 @@ def table(columns: Sequence[Column], records: Sequence[Mapping[str, Any]]) -> st
 
 def listing(resource: Resource, records: Sequence[Mapping[str, Any]], pagination: Any) -> str:
     """The table of one page and a footer saying where the page is in the whole list."""
+    total = pagination.get("total") if isinstance(pagination, Mapping) else None
     if not records:
-        return f"no {resource.plural}"
-    if isinstance(pagination, Mapping) and "total" in pagination:
+        return (
+            f"no {resource.plural} on this page, {total} in all"
+            if total
+            else f"no {resource.plural}"
+        )
+    if total is not None:
         total = pagination["total"]
         where = f"page {pagination.get('page', 1)} of {pagination.get('total_pages', 1)}, "
         count = f"{where}{total} {resource.noun(total)} in all"

@@ -54,6 +54,9 @@ def test_search_sort_and_pages(lm_cli: CliRunner):
     assert [row["NAME"] for row in table_rows(second)] == ["ansys", "lsdyna"]
     assert footer(second) == "page 2 of 3, 5 products in all"
 
+    past_the_end = lm_cli("products", "list", "--page", "9", "--page-size", "2")
+    assert past_the_end.stdout == "no products on this page, 5 in all\n"
+
 
 def test_duplicate_name_is_one_conflict_line(lm_cli: CliRunner):
     create_products(lm_cli, "abaqus")
