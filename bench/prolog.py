@@ -27,10 +27,7 @@ from typing import Any
 import yaml
 
 from agent.api import ApiClient
-from agent.config import AgentConfig
-from devstack.api import ApiServer
-from devstack.postgres import PostgresCluster
-from devstack.processes import free_port
+from bench._stack import client_config, start_api
 
 LM_AGENT = str(Path(sys.executable).with_name("lm-agent"))
 RUNS = 60
@@ -38,74 +35,56 @@ WARM_UP_RUNS = 3
 TARGETS_MS = {"licensed_p50": 120, "licensed_p95": 200, "unlicensed_p50": 40}
 # Plenty of tokens: every measured job is granted and keeps its booking.
 FEATURES = {"abaqus.abaqus": 100_000, "ansys.cfd": 100_000}
-CLUSTER_PERMISSIONS = "license-manager:feature:update license-manager:job:create"
+CLUSTER_PERMISSIONS = ["license-manager:feature:update", "license-manager:job:create"]
 
 
 @contextmanager
 def api_with_pool(root: Path) -> Iterator[Path]:
     """PostgreSQL and the API with the two features reported; yields the agent.yaml to use."""
     with ExitStack() as cleanup:
-        postgres = PostgresCluster(datadir=root / "pgdata", port=free_port(), fast=True)
-        postgres.ensure_running()
-        cleanup.callback(postgres.stop)
-        api = ApiServer(
-            state_dir=root / "api", database_url=postgres.ensure_database("bench"), port=free_port()
+        api, clients = start_api(
+            root,
+            cleanup,
+            {"bench-admin": ["license-manager:admin"], "bench-cluster": CLUSTER_PERMISSIONS},
         )
-        api.migrate()
-        admin = api.create_client("bench-admin", ["license-manager:admin"])
-        cluster = api.create_client("bench-cluster", [CLUSTER_PERMISSIONS])
-        api.start()
-        cleanup.callback(api.stop)
+        admin = ApiClient(client_config(api, clients["bench-admin"], root / "admin-cache"))
+        cluster = ApiClient(client_config(api, clients["bench-cluster"], root / "seed-cache"))
+        seed(admin, cluster)
         settings = {
             "api_url": api.url,
-            "client_id": cluster["client_id"],
-            "client_secret": cluster["client_secret"],
+            **clients["bench-cluster"],
             "log_file": str(root / "agent.log"),
             "token_cache_dir": str(root / "token-cache"),
         }
-        seed(api.url, admin, settings, root)
         config = root / "agent.yaml"
         config.write_text(yaml.safe_dump(settings))
         yield config
 
 
-def seed(url: str, admin: dict[str, str], cluster: dict[str, Any], root: Path) -> None:
+def seed(admin: ApiClient, cluster: ApiClient) -> None:
     """One flexlm configuration of the cluster with both features, reported as just read."""
-
-    def client(credentials: dict[str, Any], cache: str) -> ApiClient:
-        return ApiClient(
-            AgentConfig(
-                api_url=url,
-                client_id=credentials["client_id"],
-                client_secret=credentials["client_secret"],
-                oidc_issuer=url,
-                token_cache_dir=str(root / cache),
-            )
-        )
-
-    as_admin = client(admin, "admin-cache")
-    configuration = as_admin.post(
+    configuration = admin.post(
         "/lm/configurations",
         {
             "name": "bench",
-            "cluster_client_id": cluster["client_id"],
+            "cluster_client_id": cluster.config.client_id,
             "grace_time": 300,
             "type": "flexlm",
         },
     )
     config_id = configuration["id"]
-    as_admin.post("/lm/license_servers", {"config_id": config_id, "host": "lic1", "port": 27000})
+    admin.post("/lm/license_servers", {"config_id": config_id, "host": "lic1", "port": 27000})
     reports = []
     for product_feature, total in FEATURES.items():
         product, feature = product_feature.split(".")
-        product_id = as_admin.post("/lm/products", {"name": product})["id"]
-        as_admin.post(
+        product_id = admin.post("/lm/products", {"name": product})["id"]
+        admin.post(
             "/lm/features", {"name": feature, "product_id": product_id, "config_id": config_id}
         )
         reports.append(
             {"product_name": product, "feature_name": feature, "total": total, "used": 0}
         )
-    client(cluster, "reporter-cache").put("/lm/features/by_client_id", reports)
+    cluster.put("/lm/features/by_client_id", reports)
 
 
 def job_env(config: Path, job_id: int, licenses: str | None) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,34 +123,53 @@ def client_config(
     )
 
 
+def add_configuration(
+    admin: ApiClient,
+    cluster_client_id: str,
+    product_features: Iterable[str],
+    addresses: Iterable[str] = ("lic1:27000",),
+    grace_time: int = 300,
+    server_type: str = "flexlm",
+    name: str = "pool",
+) -> dict[str, Any]:
+    """Create a configuration with its license servers ("host:port") and features
+    ("product.feature", products made when missing) as an admin; returns the configuration."""
+    configuration = admin.post(
+        "/lm/configurations",
+        {
+            "name": name,
+            "cluster_client_id": cluster_client_id,
+            "grace_time": grace_time,
+            "type": server_type,
+        },
+    )
+    for address in addresses:
+        host, port = address.rsplit(":", 1)
+        admin.post(
+            "/lm/license_servers",
+            {"config_id": configuration["id"], "host": host, "port": int(port)},
+        )
+    known = {product["name"]: product["id"] for product in admin.get_all("/lm/products")}
+    for product_feature in product_features:
+        product, feature = product_feature.split(".", 1)
+        if product not in known:
+            known[product] = admin.post("/lm/products", {"name": product})["id"]
+        admin.post(
+            "/lm/features",
+            {"name": feature, "product_id": known[product], "config_id": configuration["id"]},
+        )
+    return configuration
+
+
 def seed_pool(
     api: LiveApi, cluster: Mapping[str, str], features: Mapping[str, tuple[int, int]]
 ) -> None:
     """A flexlm configuration of the cluster with features {"product.feature": (total, used)},
     reported by the cluster's client as just read from the license server (bookable)."""
-    admin = api.admin
-    configuration = admin.post(
-        "/lm/configurations",
-        {
-            "name": "pool",
-            "cluster_client_id": cluster["client_id"],
-            "grace_time": 300,
-            "type": "flexlm",
-        },
-    )
-    admin.post(
-        "/lm/license_servers", {"config_id": configuration["id"], "host": "lic1", "port": 27000}
-    )
-    products: dict[str, int] = {}
+    add_configuration(api.admin, cluster["client_id"], features)
     reports = []
     for product_feature, (total, used) in features.items():
         product, feature = product_feature.split(".", 1)
-        if product not in products:
-            products[product] = admin.post("/lm/products", {"name": product})["id"]
-        admin.post(
-            "/lm/features",
-            {"name": feature, "product_id": products[product], "config_id": configuration["id"]},
-        )
         reports.append(
             {"product_name": product, "feature_name": feature, "total": total, "used": used}
         )

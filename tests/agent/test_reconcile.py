@@ -19,7 +19,13 @@ from agent.lock import exclusive_lock
 from agent.slurm import Slurm, SlurmLicense
 from devstack.processes import free_port, wait_for
 from devstack.slurm import SlurmCluster
-from tests.agent.conftest import AGENT_PERMISSIONS, LiveApi, Simulator, client_config
+from tests.agent.conftest import (
+    AGENT_PERMISSIONS,
+    LiveApi,
+    Simulator,
+    add_configuration,
+    client_config,
+)
 
 ABAQUS = "abaqus.abaqus@flexlm"  # 10 in the session's Slurm cluster
 ANSYS = "ansys.cfd@rlm"  # 5
@@ -52,32 +58,15 @@ class Site:
         grace_time: int = 300,
         cluster_client_id: str | None = None,
     ) -> dict[str, Any]:
-        admin = self.api.admin
-        configuration = admin.post(
-            "/lm/configurations",
-            {
-                "name": f"{server_type}-{uuid.uuid4().hex[:6]}",
-                "cluster_client_id": cluster_client_id or self.cluster["client_id"],
-                "grace_time": grace_time,
-                "type": server_type,
-            },
+        return add_configuration(
+            self.api.admin,
+            cluster_client_id or self.cluster["client_id"],
+            product_features,
+            addresses,
+            grace_time,
+            server_type,
+            name=f"{server_type}-{uuid.uuid4().hex[:6]}",
         )
-        for address in addresses:
-            host, port = address.rsplit(":", 1)
-            admin.post(
-                "/lm/license_servers",
-                {"config_id": configuration["id"], "host": host, "port": int(port)},
-            )
-        known = {product["name"]: product["id"] for product in admin.get_all("/lm/products")}
-        for product_feature in product_features:
-            product, feature = product_feature.split(".", 1)
-            if product not in known:
-                known[product] = admin.post("/lm/products", {"name": product})["id"]
-            admin.post(
-                "/lm/features",
-                {"name": feature, "product_id": known[product], "config_id": configuration["id"]},
-            )
-        return configuration
 
     def reserved(self) -> dict[str, int]:
         """The reservation's licenses ({} when there is no reservation)."""
