@@ -108,10 +108,12 @@ def _reconcile(options: argparse.Namespace) -> int:
 def _loop(config: AgentConfig, cycle: Callable[[AgentConfig], object]) -> int:
     """Run `cycle(config)` every stat_interval seconds; a failed cycle is logged, not fatal."""
     import logging
+    import signal
     import time
 
     log = logging.getLogger("agent.reconcile")
     log.info("reconciling every %s s", config.stat_interval)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly as on Ctrl-C
     try:
         while True:
             started = time.monotonic()

@@ -1,13 +1,16 @@
-"""`lm-agent parse` as admins use it on saved tool outputs, and the command line's usage errors."""
+"""`lm-agent` as admins run it: `parse` on saved tool outputs, `reconcile --loop`, usage errors."""
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.agent.conftest import run_agent
+from devstack.processes import free_port, wait_for
+from tests.agent.conftest import LM_AGENT, run_agent, write_agent_yaml
 
 SAMPLES = Path(__file__).parent / "data" / "real"
 EXPECTED = json.loads((SAMPLES / "expected.json").read_text())
@@ -81,3 +84,39 @@ def test_usage_errors_exit_2_and_say_what_is_wrong(arguments: list[str], message
 
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_reconcile_loop_repeats_every_stat_interval_survives_failures_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "agent.log"
+    config = write_agent_yaml(
+        tmp_path / "agent.yaml",
+        {
+            "api_url": f"http://127.0.0.1:{free_port()}",
+            "client_id": "cluster-a",
+            "client_secret": "secret",
+            "log_file": str(log_file),
+            "token_cache_dir": str(tmp_path / "cache"),
+            "lock_file": str(tmp_path / "reconcile.lock"),
+            "stat_interval": 1,
+        },
+    )
+    loop = subprocess.Popen(
+        [LM_AGENT, "--config", str(config), "reconcile", "--loop"],
+        env={},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: log_file.exists() and log_file.read_text().count("connection refused") >= 2,
+            timeout=30,
+            what="two failed reconcile cycles",
+        )
+        loop.send_signal(signal.SIGTERM)
+        assert loop.wait(timeout=10) == 0
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+    assert log_file.read_text().splitlines()[-1].endswith("stopped")
