@@ -2,8 +2,8 @@
 each take 300 ms must finish within 2 s.
 
 The whole stack is real and throw-away: PostgreSQL, the API under gunicorn, a single-node Slurm
-22.05 with the 100 licenses, and lm-simulator's fake tools. Before every measured cycle, stale
-jobs are posted to the API so that cleanup has work to do, as it would on a busy cluster.
+22.05 with the 100 licenses, and lm-simulator's fake tools. Cycles are measured in a steady
+state, then with stale jobs posted before each one so that cleanup has work to do.
 """
 
 from __future__ import annotations
@@ -158,9 +158,20 @@ def seed(admin: ApiClient, cluster_client_id: str) -> None:
             )
 
 
-def post_stale_jobs(agent: ApiClient, cycle: int) -> None:
+def timed_cycle(config: AgentConfig, agent: ApiClient, stale_jobs: int, cycle: int) -> float:
+    """Seconds of one `reconcile.run`, after posting `stale_jobs` jobs for it to clean up."""
+    post_stale_jobs(agent, stale_jobs, cycle)
+    started = time.perf_counter()
+    exit_code = reconcile.run(config)
+    elapsed = time.perf_counter() - started
+    if exit_code != 0 or agent.get_all(reconcile.JOBS_PATH):
+        raise RuntimeError(f"cycle {cycle} did not clean up (exit {exit_code})")
+    return elapsed
+
+
+def post_stale_jobs(agent: ApiClient, count: int, cycle: int) -> None:
     """Jobs the API knows but Slurm does not (their epilog was lost): cleanup deletes them."""
-    for n in range(STALE_JOBS_PER_CYCLE):
+    for n in range(count):
         agent.post(
             "/lm/jobs",
             {
@@ -184,33 +195,33 @@ def run() -> dict[str, Any]:
             started = time.perf_counter()
             poll_all(configurations, config.tool_path, config.tool_timeout)
             poll_seconds = time.perf_counter() - started
-            cycles = []
-            for cycle in range(CYCLES):
-                post_stale_jobs(agent, cycle)
-                started = time.perf_counter()
-                exit_code = reconcile.run(config)
-                cycles.append(time.perf_counter() - started)
-                if exit_code != 0 or agent.get_all(reconcile.JOBS_PATH):
-                    raise RuntimeError(f"cycle {cycle} did not clean up (exit {exit_code})")
+            steady = [timed_cycle(config, agent, stale_jobs=0, cycle=n) for n in range(CYCLES)]
+            busy = [
+                timed_cycle(config, agent, stale_jobs=STALE_JOBS_PER_CYCLE, cycle=n)
+                for n in range(CYCLES)
+            ]
             reserved = reconcile.slurm_of(config).reservation(config.reservation_name)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    median = statistics.median(cycles)
     return {
         "servers": SERVERS,
         "features": SERVERS * FEATURES_PER_SERVER,
         "tool_latency_s": TOOL_LATENCY,
-        "stale_jobs_deleted_per_cycle": STALE_JOBS_PER_CYCLE,
         "cycles": CYCLES,
-        "cycle_s": {
-            "median": round(median, 3),
-            "min": round(min(cycles), 3),
-            "max": round(max(cycles), 3),
-        },
+        "cycle_s": summary(steady),
+        "cycle_with_stale_jobs_s": {**summary(busy), "stale_jobs": STALE_JOBS_PER_CYCLE},
         "polling_only_s": round(poll_seconds, 3),
         "licenses_in_reservation": len(reserved.licenses) if reserved else 0,
         "target_s": TARGET_SECONDS,
-        "meets_target": max(cycles) <= TARGET_SECONDS,
+        "meets_target": max(steady + busy) <= TARGET_SECONDS,
+    }
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(seconds), 3),
+        "min": round(min(seconds), 3),
+        "max": round(max(seconds), 3),
     }
 
 

@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import contains_eager, joinedload
@@ -12,6 +12,7 @@ from backend import auth
 from backend.booking import booked_on_pools
 from backend.extensions import db
 from backend.models import Configuration, Feature, Product, utcnow
+from backend.resources.blueprint import Blueprint
 from backend.resources.features.schemas import (
     FeatureReportSchema,
     FeatureSchema,
@@ -198,6 +199,14 @@ class FeaturesOfMyCluster(MethodView):
             feature.used = report.get("used", feature.used)
             feature.report_status = report["status"]
             feature.reported_at = now
+        feature_ids = [feature.id for feature in features]
         db.session.commit()
+        # Reload the committed rows in one query, not one per expired feature while serializing.
+        features = db.session.scalars(
+            select(Feature)
+            .where(Feature.id.in_(feature_ids))
+            .options(joinedload(Feature.product))
+            .order_by(Feature.id)
+        ).all()
         with_booked(features)
         return features
