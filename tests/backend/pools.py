@@ -19,11 +19,10 @@ DEFAULT_SERVERS = (("licserv1", 27000),)
 
 
 def _product(name: str) -> Product:
-    with db.session.no_autoflush:
-        product = db.session.scalar(select(Product).where(Product.name == name))
-        if product is None:
-            product = Product(name=name)
-            db.session.add(product)
+    product = db.session.scalar(select(Product).where(Product.name == name))
+    if product is None:
+        product = Product(name=name)
+        db.session.add(product)
     return product
 
 
@@ -47,10 +46,11 @@ def add_configuration(
             type="flexlm",
             license_servers=[LicenseServer(host=host, port=port) for host, port in servers],
         )
+        db.session.add(configuration)
         created = {}
         for product_feature, numbers in features.items():
             product_name, feature_name = product_feature.split(".", 1)
-            created[product_feature] = Feature(
+            feature = Feature(
                 name=feature_name,
                 product=_product(product_name),
                 configuration=configuration,
@@ -60,7 +60,8 @@ def add_configuration(
                 reported_at=utcnow(),
                 report_status="ok",
             )
-        db.session.add(configuration)
+            db.session.add(feature)
+            created[product_feature] = feature
         db.session.commit()
         return {product_feature: feature.id for product_feature, feature in created.items()}
 
