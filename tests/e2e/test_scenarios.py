@@ -7,13 +7,16 @@ its prolog is eligible again ~6 s later (cred_expire=5), so deadlines are a few 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from devstack.processes import wait_for
 from devstack.stack import AGENT_PERMISSIONS, ApiSession, Pool, Stack, permission_list
-from tests.e2e.conftest import PoolFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
+
+PoolFactory = Callable[..., Pool]  # the `new_pool` fixture
 
 # Reconcile cycles and requeue delays on a machine shared with other test runs.
 CYCLES = 30.0
