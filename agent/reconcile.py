@@ -226,9 +226,10 @@ def _delete(api: ApiClient, path: str) -> bool:
 
 
 def reserve_for(
-    server_used: int | None, slurm_license: SlurmLicense, bookings: int
+    server_used: int | None, slurm_license: SlurmLicense, bookings: int, desktop_reserved: int = 0
 ) -> LicenseTarget:
-    """Tokens Slurm must keep out of its jobs' reach: server_used - slurm_used + bookings.
+    """Tokens Slurm must keep out of its jobs' reach:
+    server_used - slurm_used + desktop_reserved + bookings.
 
     - server_used: tokens checked out on the license server by anyone (desktops, other clusters,
       and this cluster's jobs that already checked out).
@@ -240,18 +241,23 @@ def reserve_for(
       them out yet. Ours are in slurm_used but not yet in server_used, so subtracting slurm_used
       would hand their tokens out again; adding the booking restores them. Other clusters'
       bookings are tokens about to disappear from the server.
+    - desktop_reserved: the feature's `reserved` count, kept for desktops. design.md's formula
+      leaves it out; we add it because the API's booking rule counts it too
+      (used + reserved + bookings + requested <= total). With it, what Slurm lets a job take,
+      Total - slurm_used - reserve, is exactly what the prolog's booking would grant, so Slurm
+      does not start jobs that the prolog must refuse and requeue.
     A booking lasts until its job checked out (grace time, or an early release when the checkout
     shows): meanwhile that job counts twice, which only errs on the safe side.
     The result is clamped to [0, Total]; an unreadable server reserves everything (fail closed).
     """
     if server_used is None:
         return LicenseTarget(slurm_license.total, "license server unreachable (fail closed)")
-    wanted = server_used - slurm_license.used + bookings
+    wanted = server_used - slurm_license.used + desktop_reserved + bookings
     reserve = min(max(wanted, 0), slurm_license.total)
-    return LicenseTarget(
-        reserve,
-        f"server used {server_used}, slurm used {slurm_license.used}, bookings {bookings}",
-    )
+    explanation = f"server used {server_used}, slurm used {slurm_license.used}, bookings {bookings}"
+    if desktop_reserved:
+        explanation += f", desktop reserved {desktop_reserved}"
+    return LicenseTarget(reserve, explanation)
 
 
 def reservation_targets(
@@ -275,7 +281,10 @@ def reservation_targets(
                 continue
             usage = poll.usage(feature["name"]) if poll else None
             targets[name] = reserve_for(
-                usage.used if usage else None, slurm_license, feature["booked"]
+                usage.used if usage else None,
+                slurm_license,
+                feature["booked"],
+                feature["reserved"],
             )
     return targets
 

@@ -164,20 +164,36 @@ def checkout(site: Site, count: int, user: str = "desk", host: str = "pc1") -> N
 
 
 @pytest.mark.parametrize(
-    ("server_used", "slurm_used", "bookings", "expected"),
+    ("server_used", "slurm_used", "bookings", "desktop_reserved", "expected"),
     [
-        (40, 20, 5, 25),  # tokens used elsewhere plus tokens granted but not yet checked out
-        (3, 3, 3, 3),  # our job checked out: it counts twice until its booking goes
-        (0, 6, 2, 0),  # jobs hold more than the server shows: never below 0
-        (150, 0, 20, 100),  # never above Slurm's total
+        (40, 20, 5, 0, 25),  # tokens used elsewhere plus tokens granted but not yet checked out
+        (3, 3, 3, 0, 3),  # our job checked out: it counts twice until its booking goes
+        (0, 6, 2, 0, 0),  # jobs hold more than the server shows: never below 0
+        (150, 0, 20, 0, 100),  # never above Slurm's total
+        (10, 0, 0, 30, 40),  # the desktops' share is kept out of Slurm's reach too
     ],
 )
-def test_reserve_is_server_used_minus_slurm_used_plus_bookings_clamped(
-    server_used: int, slurm_used: int, bookings: int, expected: int
+def test_reserve_is_server_used_minus_slurm_used_plus_reserved_and_bookings_clamped(
+    server_used: int, slurm_used: int, bookings: int, desktop_reserved: int, expected: int
 ) -> None:
     license_ = SlurmLicense(ABAQUS, total=100, used=slurm_used, reserved=0)
 
-    assert reconcile.reserve_for(server_used, license_, bookings).reserve == expected
+    target = reconcile.reserve_for(server_used, license_, bookings, desktop_reserved)
+
+    assert target.reserve == expected
+
+
+@pytest.mark.parametrize("requested", range(0, 12))
+def test_slurm_lets_a_job_take_exactly_what_the_booking_rule_grants(requested: int) -> None:
+    """Slurm's limit, Total - Used - reserve, is the API's: total - used - reserved - booked."""
+    total, server_used, slurm_used, booked, desktop_reserved = 20, 7, 3, 2, 4
+    license_ = SlurmLicense(ABAQUS, total=total, used=slurm_used, reserved=0)
+    reserve = reconcile.reserve_for(server_used, license_, booked, desktop_reserved).reserve
+
+    slurm_would_start = requested <= total - slurm_used - reserve
+    api_would_grant = server_used + desktop_reserved + booked + requested <= total
+
+    assert slurm_would_start == api_would_grant
 
 
 def test_an_unreadable_server_reserves_the_whole_slurm_total() -> None:
