@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agent.slurm_env import MalformedValue, first_host, parse_job_licenses
+from agent.slurm_env import MalformedValue, first_host, is_number, parse_job_licenses
 
 if TYPE_CHECKING:
     import logging
@@ -60,7 +60,7 @@ def epilog(environ: Mapping[str, str]) -> int:
     if setup is None:
         return 0
     config, log = setup
-    if not job_id.isascii() or not job_id.isdigit():
+    if not is_number(job_id):
         log.error("job %r not released: SLURM_JOB_ID is not a job number", job_id)
         return 0
     from agent.api import ApiClient, ApiError
@@ -96,7 +96,7 @@ def _job_record(environ: Mapping[str, str]) -> dict[str, Any]:
     """The POST /lm/jobs body from slurmctld's variables; MalformedValue when one is unusable."""
     licenses = parse_job_licenses(environ.get("SLURM_JOB_LICENSES"))
     job_id = environ.get("SLURM_JOB_ID", "")
-    if not job_id.isascii() or not job_id.isdigit():
+    if not is_number(job_id):
         raise MalformedValue(f"SLURM_JOB_ID={job_id!r} is not a job number")
     username = environ.get("SLURM_JOB_USER") or environ.get("SLURM_JOB_UID")
     if not username:

@@ -41,7 +41,7 @@ def parse_job_licenses(raw: str | None) -> dict[str, int]:
 
 
 def _license_count(raw: str, name: str, text: str) -> int:
-    if not _is_number(text) or int(text) < 1:
+    if not is_number(text) or int(text) < 1:
         raise MalformedValue(
             f"SLURM_JOB_LICENSES={raw!r}: count of {name} must be a whole number >= 1, got {text!r}"
         )
@@ -111,7 +111,7 @@ def _expand_ranges(nodelist: str, ranges: str) -> Iterator[str]:
     """`01-03,7` -> 01, 02, 03, 7 (the width of the low bound is kept: zero padding)."""
     for part in ranges.split(","):
         low, dash, high = part.strip().partition("-")
-        if not _is_number(low) or (dash and not _is_number(high)):
+        if not is_number(low) or (dash and not is_number(high)):
             raise MalformedValue(f"hostlist {nodelist!r}: bad range {part!r}")
         if not dash:
             yield low
@@ -123,6 +123,6 @@ def _expand_ranges(nodelist: str, ranges: str) -> Iterator[str]:
             yield str(number).zfill(width)
 
 
-def _is_number(text: str) -> bool:
-    """ASCII digits only (str.isdigit also accepts characters such as superscripts)."""
+def is_number(text: str) -> bool:
+    """True for ASCII digits only (str.isdigit also accepts superscripts and other scripts)."""
     return text.isascii() and text.isdigit()

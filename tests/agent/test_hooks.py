@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.processes import free_port
+from devstack.processes import free_port, wait_for
 from tests.agent.conftest import LiveApi, WriteConfig, hook, job_env, jobs_in_api, run_agent
 
 TOKEN_REQUEST = "POST /lm/oauth/token 200"
@@ -128,13 +128,17 @@ def test_a_token_the_api_rejects_is_replaced_once(
     cache = tmp_path / "cache" / f"token-{os.geteuid()}.json"
     entry = json.loads(cache.read_text())
     cache.write_text(json.dumps({**entry, "access_token": "revoked-token"}))
+    # gunicorn logs a request after answering it: let the first prolog's line land first.
+    wait_for(lambda: "POST /lm/jobs 201" in pool.requests_seen(), 10, "the access log line")
     pool.forget_requests()
 
     code, log = hook("prolog", job_env(config, "109", "abaqus.abaqus@flexlm:1"), tmp_path)
 
     assert code == 0
     assert "job 109 granted" in log
-    assert pool.requests_seen() == ["POST /lm/jobs 401", TOKEN_REQUEST, "POST /lm/jobs 201"]
+    # Two gunicorn workers may log in either order; a 201 needs the new token anyway.
+    expected = ["POST /lm/jobs 201", "POST /lm/jobs 401", TOKEN_REQUEST]
+    wait_for(lambda: sorted(pool.requests_seen()) == expected, 10, f"requests {expected}")
     assert json.loads(cache.read_text())["access_token"] not in (
         "revoked-token",
         entry["access_token"],
