@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,8 +100,33 @@ def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> None:
     tracked = {item.feature["id"]: item for item in tracked_features(polls)}
     clean_up(api, api_jobs, slurm_jobs, tracked, now=datetime.now(UTC))
     refreshed = api.get(CONFIGURATIONS_PATH)  # `booked` after our deletions
-    targets = reservation_targets(config, refreshed, polls, slurm.licenses())
+    licenses = without_jobs_awaiting_prolog(slurm.licenses(), slurm_jobs, api_jobs)
+    targets = reservation_targets(config, refreshed, polls, licenses)
     apply_reservation(slurm, config, targets)
+
+
+def without_jobs_awaiting_prolog(
+    licenses: Mapping[str, SlurmLicense],
+    slurm_jobs: Sequence[SlurmJob],
+    api_jobs: Sequence[Mapping[str, Any]],
+) -> dict[str, SlurmLicense]:
+    """Slurm's licenses, not counting in `used` the jobs whose prolog has not booked them yet.
+
+    Slurm counts a job's licenses in Used as soon as it allocates it (CONFIGURING), while its
+    PrologSlurmctld is still asking the API. Those tokens are neither checked out on the server
+    nor booked yet, so subtracting them as slurm_used would shrink the reservation and let Slurm
+    start another job on the same tokens, which its prolog must then refuse and requeue.
+    """
+    booked_jobs = {job["slurm_job_id"] for job in api_jobs}
+    awaiting: dict[str, int] = {}
+    for job in slurm_jobs:
+        if job.state == "CONFIGURING" and job.job_id not in booked_jobs:
+            for name, count in job.licenses.items():
+                awaiting[name] = awaiting.get(name, 0) + count
+    return {
+        name: replace(license_, used=max(license_.used - awaiting.get(name, 0), 0))
+        for name, license_ in licenses.items()
+    }
 
 
 def tracked_features(polls: Iterable[PollResult]) -> Iterable[Tracked]:

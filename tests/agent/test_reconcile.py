@@ -16,7 +16,7 @@ from agent import reconcile
 from agent.api import ApiClient
 from agent.config import AgentConfig, ToolPaths
 from agent.lock import exclusive_lock
-from agent.slurm import Slurm, SlurmLicense
+from agent.slurm import Slurm, SlurmJob, SlurmLicense
 from devstack.processes import free_port, wait_for
 from devstack.slurm import SlurmCluster
 from tests.agent.conftest import (
@@ -194,6 +194,21 @@ def test_slurm_lets_a_job_take_exactly_what_the_booking_rule_grants(requested: i
     api_would_grant = server_used + desktop_reserved + booked + requested <= total
 
     assert slurm_would_start == api_would_grant
+
+
+def test_jobs_whose_prolog_has_not_booked_yet_keep_their_tokens_reserved() -> None:
+    """A CONFIGURING job without an API record holds tokens nobody else sees yet."""
+    licenses = {ABAQUS: SlurmLicense(ABAQUS, total=10, used=6, reserved=0)}
+    jobs = [
+        SlurmJob("41", "alice", "n1", {ABAQUS: 4}, "CONFIGURING", "None", None),  # prolog running
+        SlurmJob("42", "bob", "n2", {ABAQUS: 2}, "CONFIGURING", "None", None),  # already booked
+    ]
+    adjusted = reconcile.without_jobs_awaiting_prolog(licenses, jobs, [{"slurm_job_id": "42"}])
+
+    assert adjusted[ABAQUS].used == 2
+    # Server shows 4 used elsewhere, job 42's 2 are booked: job 41's 4 stay out of reach too.
+    reserve = reconcile.reserve_for(4, adjusted[ABAQUS], bookings=2).reserve
+    assert 10 - licenses[ABAQUS].used - reserve == 0
 
 
 def test_an_unreadable_server_reserves_the_whole_slurm_total() -> None:
