@@ -61,13 +61,20 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _json_error(error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """flask-smorest's JSON error, with a `message` always: clients print it to the user."""
+    """flask-smorest's JSON error, with a `message` always: clients print it to the user.
+
+    Werkzeug's own headers are kept (a 405 must say which methods are `Allow`ed, RFC 9110),
+    except its HTML Content-Type.
+    """
     payload, status, headers = api.handle_http_exception(error)
     if "message" not in payload:
         payload["message"] = (
             _summarize(payload["errors"]) if "errors" in payload else error.description
         )
-    return payload, status, headers
+    own_headers = {
+        name: value for name, value in error.get_headers() if name.lower() != "content-type"
+    }
+    return payload, status, {**own_headers, **(headers or {})}
 
 
 def _summarize(errors: Any, where: str = "") -> str:

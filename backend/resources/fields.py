@@ -12,17 +12,24 @@ MAX_TEXT_LENGTH = 255
 MAX_INTEGER = 2**31 - 1
 
 
-def _no_nul(value: str) -> None:
-    """PostgreSQL text cannot hold NUL characters: refuse them here instead of failing on insert."""
+def refuse_unstorable(value: str) -> None:
+    """PostgreSQL text holds neither NUL characters nor lone surrogates (which JSON's `\\ud800`
+    escapes decode to): refuse them here instead of failing on insert."""
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Must not contain unpaired surrogate characters.") from None
 
 
 class Text(fields.String):
     """A non-empty string, trimmed, at most 255 characters (the columns' size)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), _no_nul], **kwargs)
+        super().__init__(
+            validate=[validate.Length(min=1, max=MAX_TEXT_LENGTH), refuse_unstorable], **kwargs
+        )
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         return super()._deserialize(value, attr, data, **kwargs).strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import contains_eager
 
@@ -13,6 +13,7 @@ from backend import auth
 from backend.booking import book
 from backend.extensions import db
 from backend.models import Booking, Configuration, Feature, Job, Product
+from backend.resources.blueprint import Blueprint
 from backend.resources.bookings.schemas import BookingCreateSchema, BookingSchema
 from backend.resources.listing import Listing, paginate
 from backend.resources.persistence import abort_unknown_reference, get_or_404
@@ -105,9 +106,9 @@ class Bookings(MethodView):
                 f"cluster {job.cluster_client_id!r}."
             )
             abort(422, message=message, errors={"json": {"feature_id": [message]}})
-        [booking_id] = book(job_id, {feature_id: booking_data["quantity"]})
+        [booking] = book(job_id, {feature_id: booking_data["quantity"]})
         db.session.commit()
-        return booking_view(db.session.get(Booking, booking_id))
+        return booking
 
 
 @blp.route("/<int:booking_id>")

@@ -3,7 +3,6 @@
 from collections.abc import Iterable
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -11,6 +10,7 @@ from sqlalchemy.orm import selectinload
 from backend import auth
 from backend.extensions import db
 from backend.models import Configuration, Feature
+from backend.resources.blueprint import Blueprint
 from backend.resources.configurations.schemas import ConfigurationSchema, ConfigurationUpdateSchema
 from backend.resources.features import with_booked
 from backend.resources.listing import Listing, paginate

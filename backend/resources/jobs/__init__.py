@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
-from sqlalchemy import Select, delete, select
-from sqlalchemy.dialects.postgresql import insert
+from flask_smorest import abort
+from sqlalchemy import Select, delete, select, text
 from sqlalchemy.orm import selectinload
 
 from backend import auth
 from backend.booking import book, resolve_product_features
 from backend.extensions import db
-from backend.models import Booking, Feature, Job, utcnow
+from backend.models import Booking, Feature, Job
+from backend.resources.blueprint import Blueprint
 from backend.resources.bookings import booking_view
-from backend.resources.jobs.schemas import JobCreatedSchema, JobCreateSchema, JobSchema
+from backend.resources.jobs.schemas import (
+    SLURM_JOB_ID_PATTERN,
+    JobCreatedSchema,
+    JobCreateSchema,
+    JobSchema,
+)
 from backend.resources.listing import Listing, paginate
 from backend.resources.persistence import get_or_404
 
@@ -33,6 +39,21 @@ LISTING = Listing(
         "created_at": Job.created_at,
     },
     (Job.slurm_job_id, Job.cluster_client_id, Job.username, Job.lead_host),
+)
+REPLACE_JOB_SQL = text(
+    """
+WITH job AS (
+    INSERT INTO jobs (slurm_job_id, cluster_client_id, username, lead_host, created_at)
+    VALUES (:slurm_job_id, :cluster_client_id, :username, :lead_host, now())
+    ON CONFLICT (cluster_client_id, slurm_job_id) DO UPDATE SET
+        username = EXCLUDED.username,
+        lead_host = EXCLUDED.lead_host,
+        created_at = EXCLUDED.created_at
+    RETURNING id, slurm_job_id, cluster_client_id, username, lead_host, created_at
+),
+released AS (DELETE FROM bookings WHERE job_id IN (SELECT id FROM job))
+SELECT * FROM job
+"""
 )
 WITH_BOOKINGS = selectinload(Job.bookings).joinedload(Booking.feature).joinedload(Feature.product)
 
@@ -79,8 +100,11 @@ def _visible_job(job_id: int) -> Job:
 
 def _own_job_by_slurm_id(slurm_job_id: str) -> Job:
     cluster = _caller_cluster()
-    job = db.session.scalar(
-        _jobs(cluster).where(Job.slurm_job_id == slurm_job_id),
+    # An id no job can have (NUL bytes, ...) is not found; PostgreSQL would refuse to compare it.
+    job = (
+        db.session.scalar(_jobs(cluster).where(Job.slurm_job_id == slurm_job_id))
+        if re.fullmatch(SLURM_JOB_ID_PATTERN, slurm_job_id)
+        else None
     )
     if job is None:
         abort(404, message=f"No job {slurm_job_id!r} in cluster {cluster!r}.")
@@ -93,27 +117,13 @@ def _delete(job: Job) -> None:
     db.session.commit()
 
 
-def _replace_job(job_data: dict[str, Any]) -> int:
+def _replace_job(job_data: dict[str, Any]) -> dict[str, Any]:
     """Insert the job, or take over the record of the same Slurm job (a requeued job runs its
-    prolog again) and drop that record's bookings. Returns the job's id.
+    prolog again) and drop that record's bookings. Returns the job's row.
 
     An upsert rather than delete-then-insert, so two posts of one job cannot both insert.
     """
-    job_id = db.session.scalar(
-        insert(Job)
-        .values(**job_data, created_at=utcnow())
-        .on_conflict_do_update(
-            index_elements=[Job.cluster_client_id, Job.slurm_job_id],
-            set_={
-                "username": job_data["username"],
-                "lead_host": job_data["lead_host"],
-                "created_at": utcnow(),
-            },
-        )
-        .returning(Job.id)
-    )
-    db.session.execute(delete(Booking).where(Booking.job_id == job_id))
-    return job_id
+    return db.session.execute(REPLACE_JOB_SQL, job_data).one()._asdict()
 
 
 @blp.route("")
@@ -153,11 +163,10 @@ class Jobs(MethodView):
                 quantities[feature_ids[name]] += request["quantity"]
             elif name not in untracked:
                 untracked.append(name)
-        job_id = _replace_job(job_data)
-        book(job_id, quantities)
+        job = _replace_job(job_data)
+        bookings = book(job["id"], quantities)
         db.session.commit()
-        job = db.session.scalars(_jobs(None).where(Job.id == job_id)).one()
-        return {**job_view(job), "untracked": untracked}
+        return {**job, "bookings": bookings, "untracked": untracked}
 
 
 @blp.route("/by_client_id")

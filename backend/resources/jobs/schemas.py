@@ -4,9 +4,11 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from backend.booking import split_product_feature
 from backend.resources.bookings.schemas import BookingSchema, Quantity
-from backend.resources.fields import Text
+from backend.resources.fields import Text, refuse_unstorable
 
 MAX_BOOKINGS_PER_JOB = 100
+# Plain ids, array tasks (123_4) and heterogeneous components (123+0).
+SLURM_JOB_ID_PATTERN = r"^[0-9A-Za-z_.+-]{1,64}$"
 
 
 def _valid_product_feature(value: str) -> None:
@@ -21,7 +23,7 @@ class BookingRequestSchema(Schema):
 
     product_feature = fields.String(
         required=True,
-        validate=[validate.Length(min=3, max=511), _valid_product_feature],
+        validate=[validate.Length(min=3, max=511), refuse_unstorable, _valid_product_feature],
         metadata={"example": "abaqus.abaqus"},
     )
     quantity = Quantity(required=True)
@@ -30,9 +32,8 @@ class BookingRequestSchema(Schema):
 class JobCreateSchema(Schema):
     slurm_job_id = fields.String(
         required=True,
-        # Plain ids, array tasks (123_4) and heterogeneous components (123+0).
         validate=validate.Regexp(
-            r"^[0-9A-Za-z_.+-]{1,64}$", error="Not a Slurm job id (1-64 of 0-9 A-Z a-z _ . + -)."
+            SLURM_JOB_ID_PATTERN, error="Not a Slurm job id (1-64 of 0-9 A-Z a-z _ . + -)."
         ),
         metadata={"example": "123"},
     )

@@ -1,13 +1,13 @@
 """/lm/license_servers: the host:port mirrors a configuration's agent polls."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import select
 
 from backend import auth
 from backend.extensions import db
 from backend.models import Configuration, LicenseServer
+from backend.resources.blueprint import Blueprint
 from backend.resources.license_servers.schemas import LicenseServerSchema, LicenseServerUpdateSchema
 from backend.resources.listing import Listing, paginate
 from backend.resources.persistence import (

@@ -1,13 +1,13 @@
 """/lm/products: the licensed products (abaqus, ansys, ...) that features belong to."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.error_handler import ErrorSchema
 from sqlalchemy import select
 
 from backend import auth
 from backend.extensions import db
 from backend.models import Configuration, Feature, Product
+from backend.resources.blueprint import Blueprint
 from backend.resources.listing import Listing, paginate
 from backend.resources.persistence import commit_or_abort, get_or_404, update_row
 from backend.resources.products.schemas import ProductSchema, ProductUpdateSchema
