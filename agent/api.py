@@ -27,6 +27,7 @@ import http.client
 import json as jsonlib
 import os
 import socket
+import stat
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,9 +235,8 @@ def _usable_directory(directory: str, uid: int, must_own: bool) -> bool:
         status = os.lstat(directory)
     except OSError:
         return False
-    if must_own and (
-        status.st_uid != uid or not os.path.isdir(directory) or os.path.islink(directory)
-    ):
+    # lstat: a symlink is not a directory here, wherever it points.
+    if must_own and (status.st_uid != uid or not stat.S_ISDIR(status.st_mode)):
         return False
     return os.access(directory, os.W_OK | os.X_OK)
 
@@ -249,7 +249,7 @@ class ApiClient:
         self.cache = cache or TokenCache(
             config.token_cache_dir, config.oidc_issuer, config.client_id
         )
-        self.token_requests = 0  # how many tokens this client fetched (logged by the hooks)
+        self.token_requests = 0  # tokens fetched by this client: 0 when the cache served
 
     def request(
         self,
