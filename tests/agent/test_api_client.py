@@ -178,3 +178,22 @@ def test_get_all_follows_every_page(live_api: LiveApi) -> None:
     products = live_api.admin.get_all("/lm/products", {"sort_field": "name"}, page_size=2)
 
     assert [product["name"] for product in products] == names
+
+
+def test_a_fallback_directory_prepared_as_a_symlink_is_refused(
+    live_api: LiveApi,
+    cluster_client: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / f"license-manager-{os.geteuid()}").symlink_to(tmp_path / "elsewhere")
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+
+    api = cluster_api(live_api, cluster_client, not_a_directory / "cache")
+    api.get("/lm/jobs/by_client_id")
+
+    assert api.cache.path is None
+    assert list((tmp_path / "elsewhere").iterdir()) == []
