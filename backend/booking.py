@@ -9,14 +9,13 @@ Bookings of every cluster on a pool count against it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import current_app
 from flask_smorest import abort
-from sqlalchemy import Row, insert, text
+from sqlalchemy import Row, text
 
 from backend.extensions import db
-from backend.models import Booking
 
 # (feature_id, member_id) for every requested feature and each feature of its pool (itself too).
 # `linked` walks configurations through shared servers; UNION drops repeats, so it terminates.
@@ -56,26 +55,50 @@ booked AS (
 BOOKED_ON_POOLS_SQL = text(POOL_BOOKED_SQL + "SELECT feature_id, quantity FROM booked")
 
 # Row locks on every feature of the requested pools, in id order so that two admissions
-# locking overlapping pools queue behind each other instead of deadlocking.
+# locking overlapping pools queue behind each other instead of deadlocking. Answers the pools.
 LOCK_POOLS_SQL = text(
     POOL_MEMBERS_SQL
-    + "SELECT id FROM features WHERE id IN (SELECT member_id FROM pool) ORDER BY id FOR UPDATE"
+    + """,
+locked AS (
+    SELECT id FROM features WHERE id IN (SELECT member_id FROM pool) ORDER BY id FOR UPDATE
 )
-
-# What the rule needs about each requested feature. A statement of its own, run after the
-# locks are held: under READ COMMITTED it then sees the bookings of every admission before it.
-POOL_STATE_SQL = text(
-    POOL_BOOKED_SQL
-    + """
-SELECT requested.id, products.name || '.' || requested.name AS product_feature,
-    requested.total, requested.used, requested.reserved, requested.report_status,
-    requested.reported_at > now() - make_interval(secs => :staleness) AS fresh,
-    booked.quantity AS booked
-FROM booked
-JOIN features requested ON requested.id = booked.feature_id
-JOIN products ON products.id = requested.product_id
+SELECT pool.feature_id, pool.member_id FROM pool JOIN locked ON locked.id = pool.member_id
 """
 )
+
+# Inserts the bookings and answers, for each, what the rule needs about its feature: one round
+# trip once the locks are held. Being a new statement, under READ COMMITTED it sees the bookings
+# of every admission that held the locks before; being one statement, its own inserts are not
+# in the sums. When the rule refuses, the caller rolls the inserts back.
+BOOK_AND_STATE_SQL = text(
+    """
+WITH inserted AS (
+    INSERT INTO bookings (job_id, feature_id, quantity, created_at)
+    SELECT :job_id, wanted.feature_id, wanted.quantity, now()
+    FROM unnest(CAST(:feature_ids AS integer[]), CAST(:quantities AS bigint[]))
+        AS wanted(feature_id, quantity)
+    RETURNING id, job_id, feature_id, quantity, created_at
+),
+pool AS (
+    SELECT feature_id, array_agg(member_id) AS member_ids
+    FROM unnest(CAST(:pool_feature_ids AS integer[]), CAST(:pool_member_ids AS integer[]))
+        AS members(feature_id, member_id)
+    GROUP BY feature_id
+)
+SELECT inserted.id, inserted.job_id, inserted.feature_id, inserted.quantity,
+    inserted.created_at, products.name || '.' || requested.name AS product_feature,
+    requested.total, requested.used, requested.reserved, requested.report_status,
+    requested.reported_at > now() - make_interval(secs => :staleness) AS fresh,
+    (SELECT COALESCE(SUM(quantity), 0) FROM bookings WHERE feature_id = ANY(pool.member_ids))
+        AS booked
+FROM inserted
+JOIN pool ON pool.feature_id = inserted.feature_id
+JOIN features requested ON requested.id = inserted.feature_id
+JOIN products ON products.id = requested.product_id
+ORDER BY inserted.feature_id
+"""
+)
+BOOKING_FIELDS = ("id", "job_id", "feature_id", "product_feature", "quantity", "created_at")
 
 
 def booked_on_pools(feature_ids: Iterable[int]) -> dict[int, int]:
@@ -140,10 +163,8 @@ def resolve_product_features(
     return {name: feature_ids[pair] for name, pair in wanted.items() if pair in feature_ids}
 
 
-def _shortage(state: Row[Any] | None, requested: int) -> dict[str, object] | None:
+def _shortage(state: Row[Any], requested: int) -> dict[str, object] | None:
     """Why the rule refuses `requested` licenses of one feature, or None when it grants them."""
-    if state is None:
-        return {"requested": requested, "reason": VANISHED}
     if state.report_status is None:
         return {"requested": requested, "reason": NEVER_REPORTED}
     if state.report_status != "ok":
@@ -156,49 +177,57 @@ def _shortage(state: Row[Any] | None, requested: int) -> dict[str, object] | Non
     return None
 
 
-def book(job_id: int, quantities: Mapping[int, int]) -> list[int]:
+def _refuse(errors: dict[str, dict[str, object]]) -> NoReturn:
+    """Roll the request back and answer 409 naming each refused license and why."""
+    db.session.rollback()
+    reasons = "; ".join(
+        f"{name}: {shortage['requested']} requested, "
+        + (
+            f"{shortage['available']} available"
+            if "available" in shortage
+            else str(shortage["reason"])
+        )
+        for name, shortage in errors.items()
+    )
+    abort(409, message=f"Licenses refused, nothing was booked ({reasons}).", errors=errors)
+
+
+def book(job_id: int, quantities: Mapping[int, int]) -> list[dict[str, Any]]:
     """Book `quantities` (feature id -> licenses) for a job, all or nothing, or abort with 409.
 
-    Returns the new bookings' ids.
-
-    Locks every feature row of the requested pools, checks the rule against the bookings of
-    every cluster, then inserts. The caller's transaction holds the locks until it commits or
-    rolls back, so the check and the insert are atomic against every other API process.
+    Locks every feature row of the requested pools, then inserts and checks the rule against
+    the bookings of every cluster. The caller's transaction holds the locks until it commits,
+    so the check and the insert are atomic against every other API process.
+    Returns the new bookings as the API shows them.
     """
     if not quantities:
         return []
     feature_ids = sorted(quantities)
-    db.session.execute(LOCK_POOLS_SQL, {"feature_ids": feature_ids})
-    staleness = current_app.config["LM_SETTINGS"].report_staleness
-    states = {
-        state.id: state
-        for state in db.session.execute(
-            POOL_STATE_SQL, {"feature_ids": feature_ids, "staleness": staleness}
+    pool = db.session.execute(LOCK_POOLS_SQL, {"feature_ids": feature_ids}).all()
+    vanished = set(feature_ids) - {feature_id for feature_id, _ in pool}
+    if vanished:
+        _refuse(
+            {
+                f"feature {feature_id}": {"requested": quantities[feature_id], "reason": VANISHED}
+                for feature_id in sorted(vanished)
+            }
         )
-    }
+    states = db.session.execute(
+        BOOK_AND_STATE_SQL,
+        {
+            "job_id": job_id,
+            "feature_ids": feature_ids,
+            "quantities": [quantities[feature_id] for feature_id in feature_ids],
+            "pool_feature_ids": [feature_id for feature_id, _ in pool],
+            "pool_member_ids": [member_id for _, member_id in pool],
+            "staleness": current_app.config["LM_SETTINGS"].report_staleness,
+        },
+    ).all()
     errors = {}
-    for feature_id in feature_ids:
-        state = states.get(feature_id)
-        shortage = _shortage(state, quantities[feature_id])
+    for state in states:
+        shortage = _shortage(state, state.quantity)
         if shortage is not None:
-            errors[state.product_feature if state else f"feature {feature_id}"] = shortage
+            errors[state.product_feature] = shortage
     if errors:
-        db.session.rollback()
-        reasons = "; ".join(
-            f"{name}: {shortage['requested']} requested, "
-            + (
-                f"{shortage['available']} available"
-                if "available" in shortage
-                else str(shortage["reason"])
-            )
-            for name, shortage in errors.items()
-        )
-        abort(409, message=f"Licenses refused, nothing was booked ({reasons}).", errors=errors)
-    inserted = db.session.execute(
-        insert(Booking).returning(Booking.id, sort_by_parameter_order=True),
-        [
-            {"job_id": job_id, "feature_id": feature_id, "quantity": quantities[feature_id]}
-            for feature_id in feature_ids
-        ],
-    )
-    return list(inserted.scalars())
+        _refuse(errors)
+    return [{field: getattr(state, field) for field in BOOKING_FIELDS} for state in states]

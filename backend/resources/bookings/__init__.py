@@ -81,7 +81,7 @@ class Bookings(MethodView):
         return [booking_view(booking) for booking in bookings]
 
     @auth.require("booking", "create")
-    @blp.arguments(BookingCreateSchema)
+    @blp.arguments(BookingCreateSchema())
     @blp.response(201, BookingSchema)
     @blp.alt_response(409, description="Not enough licenses: `errors` says why, nothing booked")
     @blp.alt_response(422, description="Unknown job, or a feature of another cluster")

@@ -139,7 +139,7 @@ class Jobs(MethodView):
         return _list(cluster, list_args, pagination_parameters)
 
     @auth.require("job", "create")
-    @blp.arguments(JobCreateSchema)
+    @blp.arguments(JobCreateSchema())
     @blp.response(201, JobCreatedSchema)
     @blp.alt_response(409, description="Not enough licenses: `errors` says why, nothing booked")
     def post(self, job_data):
