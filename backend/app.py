@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
 from flask import Flask, send_from_directory
+from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from backend import auth
 from backend import models as _models  # noqa: F401  (registers the tables for Flask-Migrate)
-from backend.extensions import api, db, migrate
+from backend.extensions import db, migrate
 from backend.resources import BLUEPRINTS
 from backend.settings import Settings, sqlalchemy_url
 
@@ -51,8 +53,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    api.init_app(app)
-    app.register_error_handler(HTTPException, _json_error)
+    # One Api per app: a module-level one would serve the last app's OpenAPI document to all.
+    api = Api(app)
+    app.register_error_handler(HTTPException, partial(_json_error, api))
     auth.init_app(app, api)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")
@@ -60,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def _json_error(error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
+def _json_error(api: Api, error: HTTPException) -> tuple[dict[str, Any], int, dict[str, str]]:
     """flask-smorest's JSON error, with a `message` always: clients print it to the user.
 
     Werkzeug's own headers are kept (a 405 must say which methods are `Allow`ed, RFC 9110),

@@ -1,7 +1,9 @@
-"""Flask extensions shared by the app factory, the models and the blueprints."""
+"""Flask extensions shared by the app factory, the models and the blueprints.
+
+flask-smorest's Api is made per app in `create_app`: its OpenAPI document is per app.
+"""
 
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
@@ -16,4 +18,3 @@ NAMING_CONVENTION = {
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
-api = Api()

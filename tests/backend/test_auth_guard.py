@@ -19,7 +19,6 @@ from joserfc.jwk import RSAKey
 
 from backend import auth, create_app
 from backend.auth.tokens import BuiltinIssuer, BuiltinKeySource
-from backend.extensions import api
 from backend.settings import Settings
 from tests.backend.conftest import PUBLIC_URL
 
@@ -43,6 +42,7 @@ class GuardedJobs(MethodView):
 def _app_with_guarded_route(database_url: str, **settings: object) -> Flask:
     app = create_app(Settings.from_env(database_url=database_url, **settings))
     app.config["TESTING"] = True
+    api = app.extensions["flask-smorest"]["apis"][""]["ext_obj"]
     api.register_blueprint(guarded, url_prefix="/lm/guarded")
     return app
 
