@@ -1,128 +1,174 @@
-"""`python -m devstack up|down|status`: the local License Manager that README's Quick start runs."""
+"""`python -m devstack up|down|status`: the local License Manager that README's Quick start runs.
+
+`up` brings the whole loop up on this machine (PostgreSQL, the API, simulated license servers,
+a real single-node Slurm whose prolog/epilog run the agent, and the agent reconciling every few
+seconds), with a demo license pool. `up --api-only` starts only PostgreSQL and the API.
+Everything lives under .lm-dev/ (LM_DEV_STATE); a second `up` reuses it; `down` stops it.
+"""
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
-from devstack.api import ApiError, ApiServer
+from devstack.api import ApiError, ApiServer, console_script
 from devstack.postgres import PostgresCluster, PostgresError
+from devstack.slurm import SlurmError
+from devstack.stack import ApiSession, Pool, Stack, StackError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-STATE_DIR = Path(os.environ.get("LM_DEV_STATE", PROJECT_DIR / ".lm-dev"))
+STATE_DIR = Path(os.environ.get("LM_DEV_STATE", PROJECT_DIR / ".lm-dev")).absolute()
 API_PORT = int(os.environ.get("LM_API_PORT", "8000"))
 PG_PORT = int(os.environ.get("LM_PG_PORT", "5433"))
-ADMIN_CLIENT_FILE = STATE_DIR / "admin-client.json"
+# Short for a demo; a cluster's cron runs the agent every stat_interval (60 s is typical).
+RECONCILE_INTERVAL = 5
+DEMO_POOL_FILE = "demo-pool.json"
+DEMO_TOTAL, DESKTOP_CHECKOUT = 10, 3
+ERRORS = (ApiError, PostgresError, SlurmError, StackError, OSError)
 
 
-def postgres_datadir() -> Path:
-    """The project-local data folder, unless the `postgres` user cannot reach it (e.g. /root)."""
-    local = STATE_DIR / "pgdata"
+def state_root() -> Path:
+    """.lm-dev/ unless the `postgres` user cannot reach it (a checkout under /root, say)."""
     if os.geteuid() != 0:
-        return local
+        return STATE_DIR
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     reachable = subprocess.run(
         ["runuser", "-u", "postgres", "--", "test", "-x", str(STATE_DIR)], check=False
     )
     if reachable.returncode == 0:
-        return local
-    return Path("/var/lib/license-manager-dev") / PROJECT_DIR.name / "pgdata"
+        return STATE_DIR
+    return Path("/var/lib/license-manager-dev") / PROJECT_DIR.name
 
 
-def local_postgres() -> PostgresCluster:
-    return PostgresCluster(datadir=postgres_datadir(), port=PG_PORT)
+def demo_stack() -> Stack:
+    return Stack(
+        root=state_root(),
+        api_port=API_PORT,
+        postgres_port=PG_PORT,
+        reconcile_interval=RECONCILE_INTERVAL,
+        fast_database=False,
+    )
 
 
-def api_server(database_url: str) -> ApiServer:
+def demo_pool(stack: Stack) -> Pool:
+    """abaqus.abaqus on a simulated FlexLM server, 3 of its 10 tokens used by a desktop."""
+    saved = stack.root / DEMO_POOL_FILE
+    if saved.exists():
+        fields = json.loads(saved.read_text())
+        pool = Pool(**{**fields, "servers": tuple(fields["servers"])})
+        if stack.admin and stack.admin.request("GET", f"/lm/features/{pool.feature_id}").ok:
+            return pool  # a second `up`: the pool is still there
+    pool = stack.add_pool("abaqus", "abaqus", DEMO_TOTAL, grace_time=120)
+    stack.simulator.checkout(pool.servers[0], pool.feature, "desktop07", "ws12", DESKTOP_CHECKOUT)
+    saved.write_text(json.dumps(pool.__dict__ | {"servers": list(pool.servers)}))
+    return pool
+
+
+def up_whole_stack() -> None:
+    stack = demo_stack()
+    print(f"starting the License Manager demo in {stack.root} (first run: ~1 min) ...")
+    stack.start()
+    pool = demo_pool(stack)
+    assert stack.admin is not None  # set by start()
+    admin, token = stack.admin.credentials, stack.admin.fetch_token()
+    simulator = f"{console_script('lm-simulator')} --state {stack.simulator.state_file}"
+    print(
+        f"""
+The License Manager runs: API {stack.api.url}/lm/health, agent every {RECONCILE_INTERVAL} s,
+Slurm cluster {stack.slurm.name}, license pool {pool.slurm_license} ({DEMO_TOTAL} tokens, a
+desktop holds {DESKTOP_CHECKOUT}: the agent reserves them in Slurm).
+
+Swagger UI: {stack.api.url}/lm/docs  (Authorize -> paste this token, valid 1 h)
+{token}
+
+Try it (as root, in this shell):
+  export SLURM_CONF={stack.slurm.conf_file}
+  sbatch -L {pool.slurm_license}:4 --wrap 'sleep 60'    # booked by the prolog, runs
+  sbatch -L {pool.slurm_license}:6 --wrap 'sleep 60'    # waits: only 10 - 3 - 4 are free
+  squeue; scontrol show lic -o; scontrol show res        # jobs, licenses, the reservation
+  {simulator} checkout --server {pool.servers[0]} {pool.feature} --user bob --host ws3 --count 2
+  {simulator} checkin --server {pool.servers[0]} --user desktop07
+
+Watch bookings and the reservation change:
+  export LM_API_URL={stack.api.url} LM_CLIENT_ID={admin["client_id"]}
+  export LM_CLIENT_SECRET={admin["client_secret"]}
+  watch -n 2 '{console_script("lm-cli")} bookings list; scontrol show lic -o'
+  tail -f {stack.agent_log}
+
+Stop everything: scripts/down   (state stays in {stack.root} for the next scripts/up)"""
+    )
+
+
+def api_only_server(database_url: str) -> ApiServer:
     return ApiServer(state_dir=STATE_DIR / "api", database_url=database_url, port=API_PORT)
 
 
-def fetch_token(api: ApiServer, credentials: dict[str, str]) -> str:
-    """client_credentials at the built-in issuer, as the agent and lm-cli do."""
-    basic = base64.b64encode(
-        f"{credentials['client_id']}:{credentials['client_secret']}".encode()
-    ).decode()
-    request = urllib.request.Request(
-        f"{api.url}/lm/oauth/token",
-        data=urllib.parse.urlencode({"grant_type": "client_credentials"}).encode(),
-        headers={"Authorization": f"Basic {basic}"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.load(answer)["access_token"]
-
-
-def admin_credentials(api: ApiServer) -> tuple[dict[str, str], str]:
-    """Reuse the admin client made by an earlier run if it still works, else make one."""
-    if ADMIN_CLIENT_FILE.exists():
-        credentials = json.loads(ADMIN_CLIENT_FILE.read_text())
-        try:
-            return credentials, fetch_token(api, credentials)
-        except OSError:
-            pass  # the database was reset: the stored client is gone
-    credentials = api.create_client("admin", ["license-manager:admin"])
-    ADMIN_CLIENT_FILE.touch(mode=0o600)
-    ADMIN_CLIENT_FILE.write_text(json.dumps(credentials))
-    return credentials, fetch_token(api, credentials)
-
-
-def up() -> None:
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
+def up_api_only() -> None:
+    """PostgreSQL (unless LM_DATABASE_URL is set), migrations, the API and an admin client."""
     database_url = os.environ.get("LM_DATABASE_URL")
     if not database_url:
-        cluster = local_postgres()
-        print(f"PostgreSQL: data in {cluster.datadir}, port {cluster.port}")
-        cluster.ensure_running()
-        database_url = cluster.ensure_database("license_manager")
-    api = api_server(database_url)
+        postgres = PostgresCluster(datadir=state_root() / "postgres", port=PG_PORT)
+        postgres.ensure_running()
+        database_url = postgres.ensure_database("license_manager")
+    api = api_only_server(database_url)
     api.migrate()
     api.start()
-    credentials, token = admin_credentials(api)
+    credentials_file = STATE_DIR / "admin-client.json"
+    credentials = json.loads(credentials_file.read_text()) if credentials_file.exists() else {}
+    session = ApiSession(api.url, credentials)
+    try:
+        token = session.fetch_token() if credentials else ""
+    except StackError:
+        token = ""  # the database was recreated: the stored client is gone
+    if not token:
+        session = ApiSession(api.url, api.create_client("admin", ["license-manager:admin"]))
+        credentials_file.touch(mode=0o600)
+        credentials_file.write_text(json.dumps(session.credentials))
+        token = session.fetch_token()
     print(
         f"""
-License Manager API is up: {api.url}/lm/health
-Swagger UI:   {api.url}/lm/docs  (Authorize -> paste the token below)
-Admin client: {ADMIN_CLIENT_FILE} (client_id {credentials["client_id"]})
-Token (valid 1 h):
+The License Manager API runs: {api.url}/lm/health
+Swagger UI: {api.url}/lm/docs  (Authorize -> paste this token, valid 1 h)
 {token}
-
-For lm-cli and curl:
-  export LM_API_URL={api.url} LM_CLIENT_ID={credentials["client_id"]}
-  export LM_CLIENT_SECRET={credentials["client_secret"]}
-New token:  curl -s -u "$LM_CLIENT_ID:$LM_CLIENT_SECRET" -d grant_type=client_credentials \\
-              {api.url}/lm/oauth/token
-Logs:       {api.log_file}
-Stop:       scripts/down"""
+A new token: curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials \\
+               {api.url}/lm/oauth/token   (admin client in {credentials_file})
+Stop: scripts/down"""
     )
 
 
 def down() -> None:
-    api_server("").stop()
-    if not os.environ.get("LM_DATABASE_URL"):
-        local_postgres().stop()
-    print("stopped the API and the local PostgreSQL started by scripts/up")
+    """Stop what `up` started, whichever mode it ran in."""
+    api_only_server("").stop()
+    demo_stack().stop()
+    print("stopped everything scripts/up started; its state stays for the next scripts/up")
 
 
 def status() -> None:
-    api = api_server("")
-    cluster = local_postgres()
-    print(f"API ({api.url}): {'up' if api.healthy() else 'down'}")
-    print(f"PostgreSQL ({cluster.datadir}): {'up' if cluster.is_running() else 'down'}")
+    stack = demo_stack()
+    print(f"state:      {stack.root}")
+    print(f"API:        {'up' if stack.api.healthy() else 'down'} ({stack.api.url})")
+    print(f"PostgreSQL: {'up' if stack.postgres.is_running() else 'down'}")
+    print(f"Slurm:      {'up' if stack.slurm.running() else 'down'}")
+    print(f"agent loop: {'up' if stack.reconcile_loop_running() else 'down'}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
-    command = parser.parse_args().command
+    parser.add_argument(
+        "--api-only", action="store_true", help="up: only PostgreSQL and the API, no Slurm"
+    )
+    arguments = parser.parse_args()
     try:
-        {"up": up, "down": down, "status": status}[command]()
-    except (ApiError, PostgresError) as error:
+        if arguments.command == "up":
+            up_api_only() if arguments.api_only else up_whole_stack()
+        else:
+            {"down": down, "status": status}[arguments.command]()
+    except ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
