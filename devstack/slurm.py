@@ -211,6 +211,10 @@ class SlurmCluster:
 
     def stop(self) -> None:
         """Stop what this cluster started (jobs, slurmd, slurmctld, munged) and nothing else."""
+        if self.running():
+            # Jobs submitted by hand (the demo) carry the submitter's environment, not our
+            # marker: Slurm itself must end them.
+            self.cancel_all_jobs()
         run_dir = self.root / "run"
         stop_pid_file(run_dir / "slurmd.pid")
         stop_pid_file(run_dir / "slurmctld.pid")
