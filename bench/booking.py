@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
+import psycopg
 import requests
 from sqlalchemy import TextClause
 
@@ -239,7 +239,7 @@ def _wrk(deployment: Deployment, duration_s: int, prefix: str) -> list[dict[str,
 
 def _overbooked_pools(database_url: str) -> dict[str, dict[str, int]]:
     """Pools whose bookings exceed total - used - reserved, computed independently of the API."""
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+    with psycopg.connect(database_url) as connection, connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT products.name || '.' || features.name, SUM(bookings.quantity),
@@ -259,7 +259,7 @@ def _overbooked_pools(database_url: str) -> dict[str, dict[str, int]]:
 
 def _database_backends(database_url: str) -> set[int]:
     """Server processes of the benchmark's database (the API's pooled connections)."""
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+    with psycopg.connect(database_url) as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -268,7 +268,7 @@ def _database_backends(database_url: str) -> set[int]:
 
 
 def _count(database_url: str, sql: str) -> int:
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+    with psycopg.connect(database_url) as connection, connection.cursor() as cursor:
         cursor.execute(sql)
         return int(cursor.fetchone()[0])
 
@@ -354,7 +354,7 @@ def run() -> dict[str, Any]:
     try:
         with deployment(root) as deployed:
             _wrk(deployed, WARMUP_S, "warmup")
-            with psycopg2.connect(deployed.database_url) as connection:
+            with psycopg.connect(deployed.database_url) as connection:
                 connection.cursor().execute("DELETE FROM jobs")
             before = cpu_seconds_by_pid()
             wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -8,8 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
-from psycopg2 import sql
+import psycopg
+from psycopg import sql
 
 # Test clusters trade durability for speed; never used for the demo or production.
 FAST_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -124,13 +124,10 @@ class PostgresCluster:
 
     def ensure_database(self, dbname: str) -> str:
         """Create the database if missing; return its URL."""
-        connection = psycopg2.connect(self.url())
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
-                if cursor.fetchone() is None:
-                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-        finally:
-            connection.close()
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            exists = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
+            ).fetchone()
+            if exists is None:
+                connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         return self.url(dbname)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
+import psycopg
 import pytest
 import yaml
 
@@ -104,9 +104,8 @@ def live_api(api_server: LiveApi) -> Iterator[LiveApi]:
     """The API with an empty catalog and access log; emptied again after the test."""
     api_server.forget_requests()
     yield api_server
-    with psycopg2.connect(api_server.database_url) as connection, connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {CATALOG_TABLES} RESTART IDENTITY CASCADE")
-    connection.close()
+    with psycopg.connect(api_server.database_url) as connection:
+        connection.execute(f"TRUNCATE {CATALOG_TABLES} RESTART IDENTITY CASCADE")
 
 
 def client_config(

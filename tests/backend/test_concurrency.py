@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 import requests
 
@@ -44,8 +44,7 @@ CREATE TRIGGER test_gate BEFORE INSERT ON bookings FOR EACH ROW EXECUTE FUNCTION
 @pytest.fixture
 def open_gate(database_url: str) -> Iterator[Callable[[], None]]:
     """Hold booking inserts until the returned `open_gate` sees every worker waiting on a lock."""
-    connection = psycopg2.connect(database_url)
-    connection.autocommit = True
+    connection = psycopg.connect(database_url, autocommit=True)
     cursor = connection.cursor()
     cursor.execute(GATE_SQL)
     cursor.execute("SELECT pg_advisory_lock(%s)", (GATE_LOCK,))
