@@ -165,6 +165,17 @@ def test_expired_token_is_401(guarded_app, http):
     assert response.json["message"] == "token expired"
 
 
+def test_a_token_accepted_before_is_refused_once_it_expires(guarded_app, http):
+    """Verified tokens are remembered, but never past their expiry (30 s leeway included)."""
+    with guarded_app.app_context():
+        token = auth.issue_token("cluster-a", ["license-manager:admin"], lifetime=-29)
+    assert http.get("/lm/guarded/cluster-a", headers=_bearer(token)).status_code == 200
+    time.sleep(1.5)  # the passage of time is what is tested: exp + leeway is now behind us
+    response = http.get("/lm/guarded/cluster-a", headers=_bearer(token))
+    assert response.status_code == 401
+    assert response.json["message"] == "token expired"
+
+
 def test_token_without_expiry_is_401(guarded_app, http):
     claims = _claims(client_id="cluster-a", permissions=["license-manager:admin"])
     del claims["exp"]
