@@ -1,21 +1,33 @@
 """Logging of every `lm-agent` command: one line per decision, to the log file and stderr.
 
-The file handler is a WatchedFileHandler: cron runs, prologs and epilogs append to the same file
-from many processes at once, so rotation is left to logrotate (docs/agent.md) and each process
-reopens the file when logrotate has moved it. A log file we cannot open never stops a hook: the
+cron runs, prologs and epilogs append to the same file from many processes at once, so rotation
+is left to logrotate (docs/agent.md). Commands that may run long (`reconcile --loop`) use a
+WatchedFileHandler, which reopens the file when logrotate has moved it; the hooks live a fraction
+of a second and open it once with a plain FileHandler, sparing slurmctld the import of
+logging.handlers (~8 ms on every job start). A log file we cannot open never stops a hook: the
 problem is reported on stderr and logging continues there.
 """
 
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 
 from agent.config import AgentConfig, ConfigError, load_config
 
 LINE_FORMAT = "%(asctime)s %(levelname)s lm-agent {command}[%(process)d]: %(message)s"
+
+
+SHORT_LIVED_COMMANDS = frozenset({"prolog", "epilog"})
+
+
+def file_handler(path: str, command: str) -> logging.Handler:
+    if command in SHORT_LIVED_COMMANDS:
+        return logging.FileHandler(path)
+    from logging.handlers import WatchedFileHandler
+
+    return WatchedFileHandler(path)
 
 
 def setup_logging(config: AgentConfig | None, command: str) -> logging.Logger:
@@ -26,7 +38,7 @@ def setup_logging(config: AgentConfig | None, command: str) -> logging.Logger:
     if config is not None and config.log_file:
         try:
             os.makedirs(os.path.dirname(config.log_file), mode=0o755, exist_ok=True)
-            handlers.append(logging.handlers.WatchedFileHandler(config.log_file))
+            handlers.append(file_handler(config.log_file, command))
         except OSError as error:
             file_problem = f"cannot write log file {config.log_file}: {error.strerror}"
     root = logging.getLogger()
