@@ -128,6 +128,11 @@ def test_example_inventory_parses_and_site_playbook_checks(tmp_path: Path) -> No
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr
 
 
+def test_roles_playbooks_and_scenario_pass_ansible_lint() -> None:
+    result = run([str(BIN / "ansible-lint"), "--nocolor", "roles", "playbooks", "molecule"])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_molecule_default_scenario_deploys_idempotently_and_verifies() -> None:
     prepared = run(["bash", str(ROOT / "molecule" / "prepare-host.sh")], timeout=900)
     assert prepared.returncode == 0, prepared.stdout + prepared.stderr
