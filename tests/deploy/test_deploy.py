@@ -114,6 +114,66 @@ def test_bad_role_variables_are_refused_before_any_change(
     assert "changed=0" in output, output  # refused by the first checks: nothing was touched
 
 
+SITE_SLURM_CONF = "ClusterName=c1\nSlurmctldHost=ctl\nPartitionName=debug Nodes=ALL Default=YES\n"
+LICENSES = [
+    {"product": "abaqus", "feature": "abaqus", "type": "flexlm", "count": 100},
+    {"product": "ansys", "feature": "cfd", "type": "rlm", "count": 20},
+]
+
+
+def test_slurm_conf_block_is_written_once_and_kept_idempotent(tmp_path: Path) -> None:
+    slurm_conf = tmp_path / "slurm.conf"
+    slurm_conf.write_text(SITE_SLURM_CONF)
+    variables = {
+        "slurm_license_config_slurm_conf": str(slurm_conf),
+        "slurm_license_config_licenses": LICENSES,
+        "slurm_license_config_other_licenses": ["matlab:5"],
+        "license_manager_agent_license_name_template": "{product}_{feature}@{type}",
+        "slurm_license_config_scontrol": "/nonexistent/scontrol",  # no slurmctld: no reconfigure
+    }
+    first = apply_role(tmp_path, "slurm_license_config", variables)
+    assert first.returncode == 0, first.stdout + first.stderr
+    text = slurm_conf.read_text()
+    assert text.startswith(SITE_SLURM_CONF)  # the site's lines stay as they were
+    block = text[len(SITE_SLURM_CONF) :].splitlines()
+    assert block[1:-1] == [
+        "PrologSlurmctld=/usr/local/bin/lm-agent-prolog",
+        "EpilogSlurmctld=/usr/local/bin/lm-agent-epilog",
+        "Licenses=abaqus_abaqus@flexlm:100,ansys_cfd@rlm:20,matlab:5",
+    ]
+    assert block[0].startswith("# BEGIN License Manager for Slurm")
+    assert block[-1].startswith("# END License Manager for Slurm")
+    assert "Reconfigure slurmctld" not in first.stdout  # skipped: slurmctld did not answer
+
+    again = apply_role(tmp_path, "slurm_license_config", variables)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "changed=0" in again.stdout
+    assert slurm_conf.read_text() == text
+
+    variables["slurm_license_config_licenses"] = LICENSES[:1]
+    smaller = apply_role(tmp_path, "slurm_license_config", variables)
+    assert smaller.returncode == 0, smaller.stdout + smaller.stderr
+    assert "Licenses=abaqus_abaqus@flexlm:100,matlab:5" in slurm_conf.read_text().splitlines()
+
+
+def test_slurm_conf_keys_set_outside_the_block_stop_the_role(tmp_path: Path) -> None:
+    slurm_conf = tmp_path / "slurm.conf"
+    original = SITE_SLURM_CONF + "licenses=matlab:5\n"
+    slurm_conf.write_text(original)
+    result = apply_role(
+        tmp_path,
+        "slurm_license_config",
+        {
+            "slurm_license_config_slurm_conf": str(slurm_conf),
+            "slurm_license_config_licenses": LICENSES,
+        },
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "already sets licenses=matlab:5 outside the block" in output, output
+    assert slurm_conf.read_text() == original
+
+
 def test_example_inventory_parses_and_site_playbook_checks(tmp_path: Path) -> None:
     # Admins copy it to `inventory` (YAML; a file without extension is read as YAML).
     inventory = tmp_path / "inventory"
@@ -138,6 +198,12 @@ def test_molecule_default_scenario_deploys_idempotently_and_verifies() -> None:
     assert prepared.returncode == 0, prepared.stdout + prepared.stderr
     result = run([sys.executable, "-m", "molecule", "test", "-s", "default"], timeout=1500)
     output = result.stdout + result.stderr
+    if result.returncode != 0 and "UNREACHABLE!" in output:
+        # `podman exec` itself failed (seen once under heavy load: exit 255 before any module
+        # ran), not a role or a check: one more complete run decides.
+        print(output[-5000:], file=sys.stderr)
+        result = run([sys.executable, "-m", "molecule", "test", "-s", "default"], timeout=1500)
+        output = result.stdout + result.stderr
     assert result.returncode == 0, output[-20000:]
     # The scenario really ran its steps: a second converge changed nothing, verify passed.
     assert "idempotence: Executed: Successful" in output, output[-20000:]
