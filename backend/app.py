@@ -11,6 +11,7 @@ import swagger_ui_bundle
 from flask import Flask, send_from_directory
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend import auth
 from backend import models as _models  # noqa: F401  (registers the tables for Flask-Migrate)
@@ -60,6 +61,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")
     _register_swagger_ui_files(app)
+    if settings.trusted_proxies:
+        # Behind TLS-terminating proxies: take scheme, host and client from their X-Forwarded-*
+        # headers (the token endpoint requires HTTPS), from exactly that many proxies.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     return app
 
 

@@ -48,6 +48,7 @@ class Settings:
     oidc_jwks_min_refresh: int
     report_staleness: int
     log_level: str
+    trusted_proxies: int
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -63,6 +64,7 @@ class Settings:
             "oidc_jwks_min_refresh": _int_env("LM_OIDC_JWKS_MIN_REFRESH", 60),
             "report_staleness": _int_env("LM_REPORT_STALENESS", 600, minimum=1),
             "log_level": os.environ.get("LM_LOG_LEVEL", "INFO").upper(),
+            "trusted_proxies": _int_env("LM_TRUSTED_PROXIES", 0),
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

@@ -6,9 +6,9 @@ import http
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2.rfc6749 import ClientMixin, InsecureTransportError, grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
-from flask import Flask, current_app
+from flask import Flask, current_app, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
@@ -192,4 +192,20 @@ class Token(MethodView):
         Authenticate with HTTP Basic (client_secret_basic) or form fields (client_secret_post).
         """
         _, server = _builtin_issuer()
-        return server.create_token_response()
+        try:
+            return server.create_token_response()
+        except InsecureTransportError:
+            return _plain_http_refused()
+
+
+def _plain_http_refused() -> Any:
+    """OAuth's answer, not a 500, when a client secret arrives over plain HTTP (RFC 6749 2.3.1)."""
+    answer = jsonify(
+        error="invalid_request",
+        error_description="the token endpoint needs HTTPS: serve the API over HTTPS or behind a "
+        "TLS proxy (LM_TRUSTED_PROXIES), or allow plain HTTP on a trusted network with "
+        "AUTHLIB_INSECURE_TRANSPORT=1",
+    )
+    answer.status_code = http.HTTPStatus.BAD_REQUEST
+    answer.headers["Cache-Control"] = "no-store"
+    return answer

@@ -254,3 +254,37 @@ def test_public_key_file_is_refused(database_url, tmp_path: Path):
     )
     with broken.app_context(), pytest.raises(SigningKeyError, match="public key"):
         auth.issue_token("cluster-a", ["license-manager:admin"])
+
+
+REMOTE_HTTP = "http://lm.example.org"  # not localhost: authlib wants TLS for client secrets
+
+
+def _token_over(http: FlaskClient, credentials: NewClient, **headers: str) -> TestResponse:
+    return http.post(
+        "/lm/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={**_basic(credentials.client_id, credentials.client_secret), **headers},
+        base_url=REMOTE_HTTP,
+    )
+
+
+def test_client_secrets_over_plain_http_are_refused_with_an_oauth_error(client, agent_client):
+    response = _token_over(client, agent_client)
+    assert response.status_code == 400
+    assert response.json["error"] == "invalid_request"
+    assert "HTTPS" in response.json["error_description"]
+
+
+def test_forwarded_https_is_ignored_unless_the_proxy_is_trusted(client, agent_client):
+    response = _token_over(client, agent_client, **{"X-Forwarded-Proto": "https"})
+    assert response.status_code == 400
+
+
+def test_behind_a_trusted_tls_proxy_the_token_endpoint_answers(database_url, agent_client):
+    settings = Settings.from_env(
+        database_url=database_url, public_url="https://lm.example.org", trusted_proxies=1
+    )
+    proxied = create_app(settings).test_client()
+    response = _token_over(proxied, agent_client, **{"X-Forwarded-Proto": "https"})
+    assert response.status_code == 200
+    assert response.json["token_type"].lower() == "bearer"
