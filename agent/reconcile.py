@@ -78,15 +78,18 @@ def slurm_of(config: AgentConfig) -> Slurm:
 
 def run(config: AgentConfig) -> int:
     """One reconcile cycle under the lock; 0 when done (or another run holds the lock), else 1."""
-    with exclusive_lock(config.lock_file) as acquired:
-        if not acquired:
-            log.debug("another reconcile holds %s; nothing to do", config.lock_file)
-            return 0
-        try:
+    try:
+        with exclusive_lock(config.lock_file) as acquired:
+            if not acquired:
+                log.debug("another reconcile holds %s; nothing to do", config.lock_file)
+                return 0
             reconcile(config, ApiClient(config), slurm_of(config))
-        except (ApiError, SlurmError) as error:
-            log.error("reconcile failed: %s", error)
-            return 1
+    except (ApiError, SlurmError) as error:
+        log.error("reconcile failed: %s", error)
+        return 1
+    except OSError as error:  # the lock file's folder is missing or not ours (cron's user)
+        log.error("reconcile failed: cannot use lock file %s: %s", config.lock_file, error.strerror)
+        return 1
     return 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -406,6 +406,18 @@ def test_an_overlapping_run_exits_quietly_and_changes_nothing(
 
     site.reconcile()
     assert site.reserved() == {ABAQUS: 5}
+
+
+def test_a_lock_file_that_cannot_be_created_fails_the_run_with_one_clear_line(
+    site: Site, agent_log: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    config = replace(site.config, lock_file=str(not_a_folder / "agent.lock"))
+
+    assert reconcile.run(config) == 1
+    assert f"cannot use lock file {not_a_folder / 'agent.lock'}" in agent_log.text
+    assert "Traceback" not in agent_log.text
 
 
 @pytest.mark.slurm
