@@ -15,10 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devstack.api import ApiError, ApiServer, console_script
-from devstack.postgres import PostgresCluster, PostgresError
+from devstack.api import ApiError, console_script
+from devstack.postgres import PostgresError
 from devstack.slurm import SlurmError
-from devstack.stack import ApiSession, Pool, Stack, StackError
+from devstack.stack import Pool, Stack, StackError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("LM_DEV_STATE", PROJECT_DIR / ".lm-dev")).absolute()
@@ -51,6 +51,7 @@ def demo_stack() -> Stack:
         postgres_port=PG_PORT,
         reconcile_interval=RECONCILE_INTERVAL,
         fast_database=False,
+        database_url=os.environ.get("LM_DATABASE_URL", ""),
     )
 
 
@@ -103,46 +104,27 @@ Stop everything: scripts/down   (state stays in {stack.root} for the next script
     )
 
 
-def api_only_server(database_url: str) -> ApiServer:
-    return ApiServer(state_dir=STATE_DIR / "api", database_url=database_url, port=API_PORT)
-
-
 def up_api_only() -> None:
-    """PostgreSQL (unless LM_DATABASE_URL is set), migrations, the API and an admin client."""
-    database_url = os.environ.get("LM_DATABASE_URL")
-    if not database_url:
-        postgres = PostgresCluster(datadir=state_root() / "postgres", port=PG_PORT)
-        postgres.ensure_running()
-        database_url = postgres.ensure_database("license_manager")
-    api = api_only_server(database_url)
-    api.migrate()
-    api.start()
-    credentials_file = STATE_DIR / "admin-client.json"
-    credentials = json.loads(credentials_file.read_text()) if credentials_file.exists() else {}
-    session = ApiSession(api.url, credentials)
-    try:
-        token = session.fetch_token() if credentials else ""
-    except StackError:
-        token = ""  # the database was recreated: the stored client is gone
-    if not token:
-        session = ApiSession(api.url, api.create_client("admin", ["license-manager:admin"]))
-        credentials_file.touch(mode=0o600)
-        credentials_file.write_text(json.dumps(session.credentials))
-        token = session.fetch_token()
+    """PostgreSQL, migrations, the API and an admin client: no Slurm, no agent."""
+    stack = demo_stack()
+    stack.start(api_only=True)
+    assert stack.admin is not None  # set by start()
+    admin, token = stack.admin.credentials, stack.admin.fetch_token()
     print(
         f"""
-The License Manager API runs: {api.url}/lm/health
-Swagger UI: {api.url}/lm/docs  (Authorize -> paste this token, valid 1 h)
+The License Manager API runs: {stack.api.url}/lm/health
+Swagger UI: {stack.api.url}/lm/docs  (Authorize -> paste this token, valid 1 h)
 {token}
-A new token: curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials \\
-               {api.url}/lm/oauth/token   (admin client in {credentials_file})
+
+A new token:
+  curl -s -u {admin["client_id"]}:{admin["client_secret"]} -d grant_type=client_credentials \\
+    {stack.api.url}/lm/oauth/token
 Stop: scripts/down"""
     )
 
 
 def down() -> None:
     """Stop what `up` started, whichever mode it ran in."""
-    api_only_server("").stop()
     demo_stack().stop()
     print("stopped everything scripts/up started; its state stays for the next scripts/up")
 

@@ -168,6 +168,7 @@ class Stack:
     reconcile_interval: int = 2
     fast_database: bool = True
     agent_settings: dict[str, Any] = field(default_factory=dict)
+    database_url: str = ""  # an existing database instead of a PostgreSQL of our own
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).absolute()
@@ -229,20 +230,27 @@ class Stack:
     def reconcile_pid_file(self) -> Path:
         return self.agent_dir / "reconcile.pid"
 
-    def start(self) -> None:
+    def start(self, *, api_only: bool = False) -> None:
         """Bring every piece up in dependency order, reusing what already runs or exists.
 
-        A failure stops what came up, so nothing is left half started.
+        `api_only`: PostgreSQL, the API and the admin client only. A failure stops what came
+        up, so nothing is left half started.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)  # the postgres user and munged must reach their folders
         try:
-            self.postgres.ensure_running()
-            self.api.database_url = self.postgres.ensure_database("license_manager")
+            if self.database_url:
+                self.api.database_url = self.database_url
+            else:
+                self.postgres.ensure_running()
+                self.api.database_url = self.postgres.ensure_database("license_manager")
             self.api.migrate()
             self.api.start()
             self._admin_client = self._client(self._admin_client, "admin", ADMIN_PERMISSIONS)
             self.admin = ApiSession(self.api.url, self._admin_client)
+            if api_only:
+                self._save()
+                return
             self.agent_client = self._client(self.agent_client, self.slurm.name, AGENT_PERMISSIONS)
             if not self.simulator.state_file.exists():
                 self.simulator.install()

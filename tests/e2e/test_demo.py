@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
-def devstack(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def devstack(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "devstack", command],
+        [sys.executable, "-m", "devstack", *arguments],
         cwd=PROJECT_DIR,
         env=env,
         capture_output=True,
@@ -62,7 +62,7 @@ def demo_env() -> Iterator[dict[str, str]]:
         "LM_PG_PORT": str(free_port()),
     }
     yield env
-    devstack("down", env)
+    devstack("down", env=env)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -75,7 +75,7 @@ def printed(output: str, pattern: str) -> str:
 def test_up_brings_the_whole_loop_up_reuses_it_and_down_stops_it(
     demo_env: dict[str, str],
 ) -> None:
-    first = devstack("up", demo_env)
+    first = devstack("up", env=demo_env)
     assert first.returncode == 0, first.stderr
     api = f"http://127.0.0.1:{demo_env['LM_API_PORT']}"
     assert requests.get(f"{api}/lm/health", timeout=5).json() == {
@@ -104,22 +104,34 @@ def test_up_brings_the_whole_loop_up_reuses_it_and_down_stops_it(
             argv, env=slurm_env, capture_output=True, text=True, check=True
         ).stdout
 
+    def submit(count: int, command: str) -> str:
+        """`sbatch -L LICENSE:count` as README prints it (job output discarded)."""
+        return slurm(
+            "sbatch", "--parsable", "--output=/dev/null", "-L", f"{license_name}:{count}",
+            "--wrap", command,
+        ).strip()  # fmt: skip
+
     wait_for(lambda: "Reserved=3" in slurm("scontrol", "show", "lic", "-o"), 30, "reserve 3")
-    fits = slurm("sbatch", "--parsable", "-L", f"{license_name}:4", "--wrap", "sleep 300").strip()
+    fits = submit(4, "sleep 300")
     wait_for(lambda: slurm("squeue", "-h", "-j", fits, "-o", "%T").strip() == "RUNNING", 30,
              "the job that fits to run")  # fmt: skip
-    too_big = slurm("sbatch", "--parsable", "-L", f"{license_name}:6", "--wrap", "true").strip()
+    too_big = submit(6, "true")
     wait_for(lambda: slurm("squeue", "-h", "-j", too_big, "-o", "%r").strip() == "Licenses", 30,
              "the job that does not fit to wait for licenses")  # fmt: skip
 
-    again = devstack("up", demo_env)
+    again = devstack("up", env=demo_env)
     assert again.returncode == 0, again.stderr
     state = Path(demo_env["LM_DEV_STATE"])
     for reused in (r"export LM_CLIENT_SECRET=(\S+)", r"Slurm cluster (\w+)", r"--server (\S+)"):
         assert printed(again.stdout, reused) == printed(first.stdout, reused)
     assert slurm("squeue", "-h", "-j", fits, "-o", "%T").strip() == "RUNNING"
 
-    down = devstack("down", demo_env)
+    api_only = devstack("up", "--api-only", env=demo_env)  # the same state, admin included
+    assert api_only.returncode == 0, api_only.stderr
+    secret = printed(first.stdout, r"export LM_CLIENT_SECRET=(\S+)")
+    assert f":{secret} -d grant_type=client_credentials" in api_only.stdout
+
+    down = devstack("down", env=demo_env)
     assert down.returncode == 0, down.stderr
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{api}/lm/health", timeout=5)
