@@ -36,10 +36,14 @@ FEATURES_PATH = "/lm/features/by_client_id"
 JOBS_PATH = "/lm/jobs/by_client_id"
 # Slurm answers in milliseconds; this only bounds a controller that has stopped answering.
 SLURM_TIMEOUT = 30.0
-# States in which a job holds its Slurm licenses; any other state ends its bookings.
+# States in which a job holds its Slurm licenses; any other state ends its bookings. A
+# COMPLETING job still counts in Slurm's Used until its EpilogSlurmctld is done.
 ACTIVE_JOB_STATES = frozenset(
-    {"CONFIGURING", "RUNNING", "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING"}
+    {"CONFIGURING", "RUNNING", "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING", "COMPLETING"}
 )
+# States in which Slurm counts a job's licenses while its hooks may hold no booking for it:
+# the prolog has not booked yet, or the epilog has already released.
+BETWEEN_HOOK_STATES = frozenset({"CONFIGURING", "COMPLETING"})
 
 
 @dataclass(frozen=True)
@@ -103,31 +107,34 @@ def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> None:
     tracked = {item.feature["id"]: item for item in tracked_features(polls)}
     clean_up(api, api_jobs, slurm_jobs, tracked, now=datetime.now(UTC))
     refreshed = api.get(CONFIGURATIONS_PATH)  # `booked` after our deletions
-    licenses = without_jobs_awaiting_prolog(slurm.licenses(), slurm_jobs, api_jobs)
+    licenses = without_unbooked_jobs_between_hooks(slurm.licenses(), slurm_jobs, api_jobs)
     targets = reservation_targets(config, refreshed, polls, licenses)
     apply_reservation(slurm, config, targets)
 
 
-def without_jobs_awaiting_prolog(
+def without_unbooked_jobs_between_hooks(
     licenses: Mapping[str, SlurmLicense],
     slurm_jobs: Sequence[SlurmJob],
     api_jobs: Sequence[Mapping[str, Any]],
 ) -> dict[str, SlurmLicense]:
-    """Slurm's licenses, not counting in `used` the jobs whose prolog has not booked them yet.
+    """Slurm's licenses, not counting in `used` the starting or ending jobs the API has no
+    record of.
 
-    Slurm counts a job's licenses in Used as soon as it allocates it (CONFIGURING), while its
-    PrologSlurmctld is still asking the API. Those tokens are neither checked out on the server
-    nor booked yet, so subtracting them as slurm_used would shrink the reservation and let Slurm
-    start another job on the same tokens, which its prolog must then refuse and requeue.
+    Slurm counts a job's licenses in Used from its allocation (CONFIGURING, while its
+    PrologSlurmctld is still asking the API) until its EpilogSlurmctld is done (COMPLETING,
+    after the epilog may already have deleted its record). In those windows its tokens are
+    neither checked out on the server nor booked, so subtracting them as slurm_used would shrink
+    the reservation and let Slurm start another job on tokens used elsewhere; that job's prolog
+    must then refuse and requeue it (both seen in the end-to-end scenarios).
     """
     booked_jobs = {job["slurm_job_id"] for job in api_jobs}
-    awaiting: dict[str, int] = {}
+    unbooked: dict[str, int] = {}
     for job in slurm_jobs:
-        if job.state == "CONFIGURING" and job.job_id not in booked_jobs:
+        if job.state in BETWEEN_HOOK_STATES and job.job_id not in booked_jobs:
             for name, count in job.licenses.items():
-                awaiting[name] = awaiting.get(name, 0) + count
+                unbooked[name] = unbooked.get(name, 0) + count
     return {
-        name: replace(license_, used=max(license_.used - awaiting.get(name, 0), 0))
+        name: replace(license_, used=max(license_.used - unbooked.get(name, 0), 0))
         for name, license_ in licenses.items()
     }
 

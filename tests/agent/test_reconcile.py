@@ -196,14 +196,18 @@ def test_slurm_lets_a_job_take_exactly_what_the_booking_rule_grants(requested: i
     assert slurm_would_start == api_would_grant
 
 
-def test_jobs_whose_prolog_has_not_booked_yet_keep_their_tokens_reserved() -> None:
-    """A CONFIGURING job without an API record holds tokens nobody else sees yet."""
+@pytest.mark.parametrize("state", ["CONFIGURING", "COMPLETING"])
+def test_jobs_between_their_hooks_without_a_booking_keep_their_tokens_reserved(state: str) -> None:
+    """A starting job not booked yet, or an ending one already released, still holds tokens
+    in Slurm that neither the server nor the bookings show."""
     licenses = {ABAQUS: SlurmLicense(ABAQUS, total=10, used=6, reserved=0)}
     jobs = [
-        SlurmJob("41", "alice", "n1", {ABAQUS: 4}, "CONFIGURING", "None", None),  # prolog running
-        SlurmJob("42", "bob", "n2", {ABAQUS: 2}, "CONFIGURING", "None", None),  # already booked
+        SlurmJob("41", "alice", "n1", {ABAQUS: 4}, state, "None", None),  # no API record
+        SlurmJob("42", "bob", "n2", {ABAQUS: 2}, state, "None", None),  # booked
     ]
-    adjusted = reconcile.without_jobs_awaiting_prolog(licenses, jobs, [{"slurm_job_id": "42"}])
+    adjusted = reconcile.without_unbooked_jobs_between_hooks(
+        licenses, jobs, [{"slurm_job_id": "42"}]
+    )
 
     assert adjusted[ABAQUS].used == 2
     # Server shows 4 used elsewhere, job 42's 2 are booked: job 41's 4 stay out of reach too.
