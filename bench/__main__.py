@@ -21,8 +21,11 @@ def available() -> list[str]:
 def main() -> int:
     names = available()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", choices=names, metavar="NAME", help=", ".join(names))
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(names))
     selected = parser.parse_args().names or names
+    unknown = sorted(set(selected) - set(names))
+    if unknown:  # not argparse's choices=: Python 3.11 checks nargs="*"'s empty default too
+        parser.error(f"unknown benchmark {', '.join(unknown)} (choose from {', '.join(names)})")
     results = {}
     for name in selected:
         print(f"running bench.{name} ...", file=sys.stderr)
