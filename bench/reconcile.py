@@ -26,9 +26,7 @@ from agent.polling import poll_all
 from agent.simulator.main import install_tools
 from agent.simulator.state import write_state
 from agent.tools import TOOL_NAMES
-from devstack.api import ApiServer
-from devstack.postgres import PostgresCluster
-from devstack.processes import free_port
+from bench._stack import client_config, start_api
 from devstack.slurm import SlurmCluster
 
 SERVERS = 20
@@ -81,17 +79,11 @@ def simulator_state() -> dict[str, Any]:
 def stack(root: Path) -> Iterator[AgentConfig]:
     """PostgreSQL, the API, Slurm and the simulator, seeded; yields the agent's settings."""
     with ExitStack() as cleanup:
-        postgres = PostgresCluster(datadir=root / "pgdata", port=free_port(), fast=True)
-        postgres.ensure_running()
-        cleanup.callback(postgres.stop)
-        api = ApiServer(
-            state_dir=root / "api", database_url=postgres.ensure_database("bench"), port=free_port()
+        api, clients = start_api(
+            root,
+            cleanup,
+            {"bench-admin": ["license-manager:admin"], "bench-cluster": AGENT_PERMISSIONS},
         )
-        api.migrate()
-        admin_client = api.create_client("bench-admin", ["license-manager:admin"])
-        cluster_client = api.create_client("bench-cluster", AGENT_PERMISSIONS)
-        api.start()
-        cleanup.callback(api.stop)
         licenses = {
             f"{PRODUCT}.{feature_name(s, n)}@flexlm": TOTAL_PER_FEATURE
             for s in range(SERVERS)
@@ -104,25 +96,17 @@ def stack(root: Path) -> Iterator[AgentConfig]:
         write_state(state, simulator_state())
         install_tools(root / "tools", state)
 
-        def agent_config(client: dict[str, str], cache: str, **settings: Any) -> AgentConfig:
-            return AgentConfig(
-                api_url=api.url,
-                client_id=client["client_id"],
-                client_secret=client["client_secret"],
-                oidc_issuer=api.url,
-                token_cache_dir=str(root / cache),
-                log_file=None,
-                **settings,
-            )
+        def agent_config(client: str, **settings: Any) -> AgentConfig:
+            cache = root / f"{client}-cache"
+            return client_config(api, clients[client], cache, log_file=None, **settings)
 
-        seed(ApiClient(agent_config(admin_client, "admin-cache")), cluster_client["client_id"])
+        seed(ApiClient(agent_config("bench-admin")), clients["bench-cluster"]["client_id"])
         tools = {
             field: str(root / "tools" / TOOL_NAMES[kind])
             for kind, field in TOOL_BY_SERVER_TYPE.items()
         }
         yield agent_config(
-            cluster_client,
-            "agent-cache",
+            "bench-cluster",
             tools=ToolPaths(**tools, scontrol="/usr/bin/scontrol", squeue="/usr/bin/squeue"),
             slurm_conf=str(slurm.conf_file),
             lock_file=str(root / "reconcile.lock"),
