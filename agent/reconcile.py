@@ -4,14 +4,16 @@ One reconcile cycle:
 1. read this cluster's configurations from the API and poll every license server;
 2. report total/used per feature (a pool that could not be read is sent as unreachable, so the
    API refuses bookings on it);
-3. read the API's jobs, then Slurm's queue and licenses, and clean up: jobs that left Slurm,
-   ended or went back to pending are deleted; bookings older than their configuration's grace
-   time, or whose checkout now shows on the license server, are deleted;
-4. size the ONE license-only reservation from the refreshed bookings (`reserve_for`), and
-   create, update or delete it. Each change is one log line an admin can grep.
+3. read the API's jobs, then Slurm's queue, and clean up: jobs that left Slurm, ended or went
+   back to pending are deleted; bookings older than their configuration's grace time, or whose
+   checkout now shows on the license server, are deleted;
+4. read Slurm's queue and licenses again, then the API's bookings, and size the ONE
+   license-only reservation (`reserve_for`): create, update or delete it. Each change is one
+   log line an admin can grep.
 
-The API's jobs are read before squeue on purpose: a prolog may post a job at any moment, and a
-job posted after our squeue snapshot would otherwise look like one that left Slurm.
+Hooks run at any moment, so the order of the reads matters. For cleanup the API's jobs come
+before squeue: a job posted after our squeue snapshot would otherwise look like one that left
+Slurm. For the reservation Slurm comes before the API (see without_unbooked_jobs_between_hooks).
 """
 
 from __future__ import annotations
@@ -102,12 +104,15 @@ def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> None:
     configurations = api.get(CONFIGURATIONS_PATH)
     polls = poll_all(configurations, config.tool_path, config.tool_timeout)
     api.put(FEATURES_PATH, usage_reports(polls))
-    api_jobs = api.get_all(JOBS_PATH)
-    slurm_jobs = slurm.jobs()
     tracked = {item.feature["id"]: item for item in tracked_features(polls)}
-    clean_up(api, api_jobs, slurm_jobs, tracked, now=datetime.now(UTC))
+    clean_up(api, api.get_all(JOBS_PATH), slurm.jobs(), tracked, now=datetime.now(UTC))
+    # Slurm first, then the API: a hook that books or releases in between is then seen
+    # consistently (without_unbooked_jobs_between_hooks).
+    slurm_jobs, slurm_licenses = slurm.jobs(), slurm.licenses()
     refreshed = api.get(CONFIGURATIONS_PATH)  # `booked` after our deletions
-    licenses = without_unbooked_jobs_between_hooks(slurm.licenses(), slurm_jobs, api_jobs)
+    licenses = without_unbooked_jobs_between_hooks(
+        slurm_licenses, slurm_jobs, api.get_all(JOBS_PATH)
+    )
     targets = reservation_targets(config, refreshed, polls, licenses)
     apply_reservation(slurm, config, targets)
 
@@ -126,8 +131,12 @@ def without_unbooked_jobs_between_hooks(
     neither checked out on the server nor booked, so subtracting them as slurm_used would shrink
     the reservation and let Slurm start another job on tokens used elsewhere; that job's prolog
     must then refuse and requeue it (both seen in the end-to-end scenarios).
+
+    `slurm_jobs` and `licenses` must be read before `api_jobs` (and the features' `booked`):
+    a job whose hook books or releases in between is then either counted in both Used and
+    `booked`, or starting/ending in Slurm with no booking in the API, and left out of Used.
     """
-    booked_jobs = {job["slurm_job_id"] for job in api_jobs}
+    booked_jobs = {job["slurm_job_id"] for job in api_jobs if job["bookings"]}
     unbooked: dict[str, int] = {}
     for job in slurm_jobs:
         if job.state in BETWEEN_HOOK_STATES and job.job_id not in booked_jobs:

@@ -205,9 +205,11 @@ def test_jobs_between_their_hooks_without_a_booking_keep_their_tokens_reserved(s
         SlurmJob("41", "alice", "n1", {ABAQUS: 4}, state, "None", None),  # no API record
         SlurmJob("42", "bob", "n2", {ABAQUS: 2}, state, "None", None),  # booked
     ]
-    adjusted = reconcile.without_unbooked_jobs_between_hooks(
-        licenses, jobs, [{"slurm_job_id": "42"}]
-    )
+    api_jobs = [
+        {"slurm_job_id": "41", "bookings": []},  # its bookings are gone (grace time, epilog)
+        {"slurm_job_id": "42", "bookings": [{"feature_id": 1, "quantity": 2}]},
+    ]
+    adjusted = reconcile.without_unbooked_jobs_between_hooks(licenses, jobs, api_jobs)
 
     assert adjusted[ABAQUS].used == 2
     # Server shows 4 used elsewhere, job 42's 2 are booked: job 41's 4 stay out of reach too.
