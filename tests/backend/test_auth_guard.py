@@ -251,14 +251,16 @@ def test_openapi_documents_bearer_auth_responses_and_permission(http):
     assert "`license-manager:job:read`" in operation["description"]
 
 
+@pytest.fixture(scope="module")
+def audience_app(app: Flask, database_url: str) -> Iterator[Flask]:
+    """An API that requires tokens naming it in `aud` (LM_OIDC_AUDIENCE)."""
+    yield _app_with_guarded_route(
+        database_url, public_url=PUBLIC_URL, oidc_audience="license-manager"
+    )
+
+
 class TestAudience:
     """With LM_OIDC_AUDIENCE set, tokens must name this API in `aud`."""
-
-    @pytest.fixture(scope="class")
-    def audience_app(self, app: Flask, database_url: str) -> Iterator[Flask]:
-        yield _app_with_guarded_route(
-            database_url, public_url=PUBLIC_URL, oidc_audience="license-manager"
-        )
 
     def test_own_tokens_carry_and_pass_the_audience(self, audience_app):
         with audience_app.app_context():
