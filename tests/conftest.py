@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from devstack.postgres import PostgresCluster
+from devstack.processes import free_port
 from devstack.slurm import SlurmCluster
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from backend import auth, create_app
 from backend.extensions import db
 from backend.settings import Settings
 from devstack.postgres import PostgresCluster
-from tests.conftest import free_port
+from devstack.processes import free_port
 
 ADMIN = "license-manager:admin"
 # What the CLI tests create; the issuer's signing key and OAuth clients outlive a test.

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.processes import free_port
 from tests.cli.conftest import CliRunner, LiveApi, run_cli
-from tests.conftest import free_port
 
 
 def test_health_answers_without_a_token(api: LiveApi):
