@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
     from agent.config import AgentConfig
 
-SERVER_TYPES = ("flexlm", "rlm", "lsdyna", "lmx", "olicense", "dsls")
 CONFIG_ERROR = 2
 SERVER_UNREADABLE = 3
 
@@ -40,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     import argparse
+
+    from agent.parsers import SERVER_TYPES
 
     parser = argparse.ArgumentParser(
         prog="lm-agent",
