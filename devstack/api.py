@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devstack.processes import DeadlineExceeded, is_alive, read_pid, stop_pid_file, wait_for
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -82,12 +82,8 @@ class ApiServer:
         return json.loads(output)
 
     def running_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-            return None
-        return pid
+        pid = read_pid(self.pid_file)
+        return pid if pid is not None and is_alive(pid) else None
 
     def healthy(self) -> bool:
         try:
@@ -113,18 +109,10 @@ class ApiServer:
                 env=self.env(),
                 check=True,
             )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while not self.healthy():
-            if time.monotonic() > deadline:
-                raise ApiError(f"the API did not answer on {self.url}; see {self.log_file}")
-            time.sleep(0.2)
+        try:
+            wait_for(self.healthy, timeout, f"the API on {self.url}", interval=0.2)
+        except DeadlineExceeded:
+            raise ApiError(f"the API did not answer on {self.url}; see {self.log_file}") from None
 
     def stop(self, timeout: float = 15) -> None:
-        pid = self.running_pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.running_pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.pid_file.unlink(missing_ok=True)
+        stop_pid_file(self.pid_file, timeout)
