@@ -1,4 +1,8 @@
-"""License pools and booking admission (design.md "Booking rule").
+"""Where a booking is decided: license pools, booking admission and job posting.
+
+A job's post (the prolog's one request) resolves the licenses its cluster tracks, sums repeats,
+replaces an earlier record of the same Slurm job (a requeued job) and books the rest all or
+nothing against the booking rule (docs/architecture.md).
 
 A pool is one product.feature on one set of license servers: the features with the same product
 and the same name (case-insensitive) on configurations linked by a shared license server (same
@@ -8,7 +12,8 @@ Bookings of every cluster on a pool count against it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from flask import current_app
@@ -231,3 +236,55 @@ def book(job_id: int, quantities: Mapping[int, int]) -> list[dict[str, Any]]:
     if errors:
         _refuse(errors)
     return [{field: getattr(state, field) for field in BOOKING_FIELDS} for state in states]
+
+
+# Insert the job, or take over the record of the same Slurm job of the cluster and drop its
+# bookings. An upsert rather than delete-then-insert, so two posts of one job cannot both insert.
+REPLACE_JOB_SQL = text(
+    """
+WITH job AS (
+    INSERT INTO jobs (slurm_job_id, cluster_client_id, username, lead_host, created_at)
+    VALUES (:slurm_job_id, :cluster_client_id, :username, :lead_host, now())
+    ON CONFLICT (cluster_client_id, slurm_job_id) DO UPDATE SET
+        username = EXCLUDED.username,
+        lead_host = EXCLUDED.lead_host,
+        created_at = EXCLUDED.created_at
+    RETURNING id, slurm_job_id, cluster_client_id, username, lead_host, created_at
+),
+released AS (DELETE FROM bookings WHERE job_id IN (SELECT id FROM job))
+SELECT * FROM job
+"""
+)
+
+
+def tracked_quantities(
+    feature_ids: Mapping[str, int], requests: Iterable[Mapping[str, Any]]
+) -> tuple[dict[int, int], list[str]]:
+    """Licenses per tracked feature id (repeats of one license summed), and the names of the
+    untracked ones in the order first requested (those are ignored: the job passes)."""
+    quantities: defaultdict[int, int] = defaultdict(int)
+    untracked: list[str] = []
+    for request in requests:
+        name = request["product_feature"]
+        if name in feature_ids:
+            quantities[feature_ids[name]] += request["quantity"]
+        elif name not in untracked:
+            untracked.append(name)
+    return dict(quantities), untracked
+
+
+def post_job(job: Mapping[str, Any], requests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Record a job of `job["cluster_client_id"]` and book its tracked licenses, all or nothing,
+    then commit; abort with 409 (nothing recorded) when the rule refuses.
+
+    Posting a Slurm job id of the cluster again replaces that job and its bookings. Returns the
+    job's row with its new `bookings` and the `untracked` license names.
+    """
+    feature_ids = resolve_product_features(
+        job["cluster_client_id"], [request["product_feature"] for request in requests]
+    )
+    quantities, untracked = tracked_quantities(feature_ids, requests)
+    row = db.session.execute(REPLACE_JOB_SQL, dict(job)).one()._asdict()
+    bookings = book(row["id"], quantities)
+    db.session.commit()
+    return {**row, "bookings": bookings, "untracked": untracked}

@@ -32,8 +32,7 @@ import psycopg
 import requests
 from sqlalchemy import TextClause
 
-from backend.booking import BOOK_AND_STATE_SQL, LOCK_POOLS_SQL, RESOLVE_SQL
-from backend.resources.jobs import REPLACE_JOB_SQL
+from backend.booking import BOOK_AND_STATE_SQL, LOCK_POOLS_SQL, REPLACE_JOB_SQL, RESOLVE_SQL
 from devstack.api import ApiServer
 from devstack.postgres import PostgresCluster, postgres_bin
 from devstack.processes import free_port

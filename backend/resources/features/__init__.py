@@ -3,15 +3,14 @@
 from collections.abc import Iterable
 
 from flask.views import MethodView
-from flask_smorest import abort
 from flask_smorest.error_handler import ErrorSchema
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from backend import auth
 from backend.booking import booked_on_pools
 from backend.extensions import db
-from backend.models import Configuration, Feature, Product, utcnow
+from backend.models import Configuration, Feature, Product
 from backend.resources.blueprint import Blueprint
 from backend.resources.features.schemas import (
     FeatureReportSchema,
@@ -25,6 +24,7 @@ from backend.resources.persistence import (
     require_reference,
     update_row,
 )
+from backend.usage import record_usage
 
 blp = Blueprint(
     "features",
@@ -160,53 +160,6 @@ class FeaturesOfMyCluster(MethodView):
         configurations of the token's cluster. One transaction: when any name is unknown,
         nothing is written and the answer names every unknown one.
         """
-        cluster = auth.current_identity().client_id
-        by_name = {
-            (report["product_name"].lower(), report["feature_name"].lower()): report
-            for report in reports
-        }
-        # Lock in id order, as booking admission does, so concurrent writers cannot deadlock.
-        features = db.session.scalars(
-            select(Feature)
-            .join(Feature.product)
-            .join(Feature.configuration)
-            .where(
-                Configuration.cluster_client_id == cluster,
-                tuple_(func.lower(Product.name), func.lower(Feature.name)).in_(list(by_name)),
-            )
-            .options(contains_eager(Feature.product))
-            .order_by(Feature.id)
-            .with_for_update(of=Feature)
-        ).all()
-        found = {(feature.product.name.lower(), feature.name.lower()) for feature in features}
-        unknown = [
-            f"{report['product_name']}.{report['feature_name']}"
-            for key, report in by_name.items()
-            if key not in found
-        ]
-        if unknown:
-            db.session.rollback()
-            abort(
-                404,
-                message=f"No feature {', '.join(unknown)} in the configurations of cluster "
-                f"{cluster!r}; nothing was updated.",
-                errors={"unknown": unknown},
-            )
-        now = utcnow()
-        for feature in features:
-            report = by_name[(feature.product.name.lower(), feature.name.lower())]
-            feature.total = report.get("total", feature.total)
-            feature.used = report.get("used", feature.used)
-            feature.report_status = report["status"]
-            feature.reported_at = now
-        feature_ids = [feature.id for feature in features]
-        db.session.commit()
-        # Reload the committed rows in one query, not one per expired feature while serializing.
-        features = db.session.scalars(
-            select(Feature)
-            .where(Feature.id.in_(feature_ids))
-            .options(joinedload(Feature.product))
-            .order_by(Feature.id)
-        ).all()
+        features = record_usage(auth.current_identity().client_id, reports)
         with_booked(features)
         return features

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import abort
-from sqlalchemy import Select, delete, select, text
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import selectinload
 
 from backend import auth
-from backend.booking import book, resolve_product_features
+from backend.booking import post_job
 from backend.extensions import db
 from backend.models import Booking, Feature, Job
 from backend.resources.blueprint import Blueprint
@@ -39,21 +38,6 @@ LISTING = Listing(
         "created_at": Job.created_at,
     },
     (Job.slurm_job_id, Job.cluster_client_id, Job.username, Job.lead_host),
-)
-REPLACE_JOB_SQL = text(
-    """
-WITH job AS (
-    INSERT INTO jobs (slurm_job_id, cluster_client_id, username, lead_host, created_at)
-    VALUES (:slurm_job_id, :cluster_client_id, :username, :lead_host, now())
-    ON CONFLICT (cluster_client_id, slurm_job_id) DO UPDATE SET
-        username = EXCLUDED.username,
-        lead_host = EXCLUDED.lead_host,
-        created_at = EXCLUDED.created_at
-    RETURNING id, slurm_job_id, cluster_client_id, username, lead_host, created_at
-),
-released AS (DELETE FROM bookings WHERE job_id IN (SELECT id FROM job))
-SELECT * FROM job
-"""
 )
 WITH_BOOKINGS = selectinload(Job.bookings).joinedload(Booking.feature).joinedload(Feature.product)
 
@@ -117,15 +101,6 @@ def _delete(job: Job) -> None:
     db.session.commit()
 
 
-def _replace_job(job_data: dict[str, Any]) -> dict[str, Any]:
-    """Insert the job, or take over the record of the same Slurm job (a requeued job runs its
-    prolog again) and drop that record's bookings. Returns the job's row.
-
-    An upsert rather than delete-then-insert, so two posts of one job cannot both insert.
-    """
-    return db.session.execute(REPLACE_JOB_SQL, job_data).one()._asdict()
-
-
 @blp.route("")
 class Jobs(MethodView):
     @auth.require("job", "read")
@@ -152,21 +127,7 @@ class Jobs(MethodView):
         requests = job_data.pop("bookings")
         job_data["cluster_client_id"] = job_data.get("cluster_client_id") or _caller_cluster()
         auth.ensure_cluster_access(job_data["cluster_client_id"])
-        feature_ids = resolve_product_features(
-            job_data["cluster_client_id"], [request["product_feature"] for request in requests]
-        )
-        quantities: defaultdict[int, int] = defaultdict(int)
-        untracked: list[str] = []
-        for request in requests:
-            name = request["product_feature"]
-            if name in feature_ids:
-                quantities[feature_ids[name]] += request["quantity"]
-            elif name not in untracked:
-                untracked.append(name)
-        job = _replace_job(job_data)
-        bookings = book(job["id"], quantities)
-        db.session.commit()
-        return {**job, "bookings": bookings, "untracked": untracked}
+        return post_job(job_data, requests)
 
 
 @blp.route("/by_client_id")
