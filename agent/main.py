@@ -101,20 +101,41 @@ def _reconcile(options: argparse.Namespace) -> int:
     config = _load("reconcile")
     from agent import reconcile
 
+    _stop_on_signals()
     if not options.loop:
-        return reconcile.run(config)
+        try:
+            return reconcile.run(config)
+        except KeyboardInterrupt:
+            reconcile.log.warning("reconcile stopped by a signal before the end of its cycle")
+            return 1
     return _loop(config, reconcile.run)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and Ctrl-C stop the agent, killing the tools it still runs first.
+
+    Only the main thread receives the signal; the tools run from polling threads would otherwise
+    keep the agent waiting up to tool_timeout, and outlive it if it were killed meanwhile.
+    """
+    import signal
+
+    from agent.process import kill_running_tools
+
+    def stop(signum: int, frame: object) -> None:
+        kill_running_tools()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def _loop(config: AgentConfig, cycle: Callable[[AgentConfig], object]) -> int:
     """Run `cycle(config)` every stat_interval seconds; a failed cycle is logged, not fatal."""
     import logging
-    import signal
     import time
 
     log = logging.getLogger("agent.reconcile")
     log.info("reconciling every %s s", config.stat_interval)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as cleanly as on Ctrl-C
     try:
         while True:
             started = time.monotonic()

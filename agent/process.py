@@ -1,13 +1,25 @@
-"""Running external tools (license-server tools, scontrol, squeue) with a hard time limit."""
+"""Running external tools (license-server tools, scontrol, squeue) with a hard time limit.
+
+Every tool dies with the agent: it runs in its own process group, which is killed when the tool
+passes its time limit and when the agent leaves `run_command` any other way (an exception, Ctrl-C,
+SIGTERM in `--loop`); `kill_running_tools` kills the groups still running (atexit does it too);
+and the kernel sends the tool SIGKILL when the agent's thread that started it dies, even by
+SIGKILL (PR_SET_PDEATHSIG), so a killed reconcile never leaves a hung tool behind.
+"""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # cron and slurmctld's hooks give no PATH: tools get this one explicitly, nothing inherited.
 MINIMAL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -38,6 +50,43 @@ def minimal_environment(extra: Mapping[str, str] | None = None) -> dict[str, str
     return environment
 
 
+# prctl(2) option: the signal the kernel sends a process when the thread that forked it ends.
+PR_SET_PDEATHSIG = 1
+_running_groups: set[int] = set()  # process groups of tools still running
+_running_lock = threading.Lock()
+
+
+@functools.cache
+def _prctl() -> Any:
+    """libc's prctl(2), or None where there is none (not Linux)."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.restype = ctypes.c_int
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return prctl
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec function giving the child SIGKILL when its parent dies (Linux only, else None).
+
+    prctl is looked up before the fork: the child then makes one foreign call and takes no lock
+    another thread could hold (preexec functions run between fork and exec, threads or not).
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return die_with_parent
+
+
 def run_command(
     argv: Sequence[str],
     *,
@@ -48,7 +97,8 @@ def run_command(
     """Run `argv` in its own process group; kill the whole group when it passes `timeout`.
 
     Killing the group (not only the child) matters: vendor tools are often wrapper scripts,
-    and a hung grandchild would otherwise keep running after every cron cycle.
+    and a hung grandchild would otherwise keep running after every cron cycle. The group is
+    killed too when anything else interrupts the wait (see the module docstring).
     Raises OSError when the executable cannot be started and CommandTimeout on time-out.
     """
     process = subprocess.Popen(
@@ -60,13 +110,32 @@ def run_command(
         text=True,
         errors="replace",
         start_new_session=True,
+        preexec_fn=_parent_death_signal(),
     )
+    with _running_lock:
+        _running_groups.add(process.pid)
     try:
         stdout, stderr = process.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(process)
         raise CommandTimeout(argv, timeout) from None
+    except BaseException:
+        _kill_group(process)
+        raise
+    finally:
+        with _running_lock:
+            _running_groups.discard(process.pid)
     return CommandResult(process.returncode, stdout, stderr)
+
+
+@atexit.register
+def kill_running_tools() -> None:
+    """SIGKILL the process group of every tool still running (the agent is stopping)."""
+    with _running_lock:
+        groups = list(_running_groups)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:

@@ -4,6 +4,8 @@ PostgreSQL, a single-node Slurm 22.05, and license servers simulated by lm-simul
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -21,10 +23,12 @@ from devstack.processes import free_port, wait_for
 from devstack.slurm import SlurmCluster
 from tests.agent.conftest import (
     AGENT_PERMISSIONS,
+    LM_AGENT,
     LiveApi,
     Simulator,
     add_configuration,
     client_config,
+    write_agent_yaml,
 )
 
 ABAQUS = "abaqus.abaqus@flexlm"  # 10 in the session's Slurm cluster
@@ -474,3 +478,55 @@ def test_report_prints_usage_and_checkouts_and_changes_nothing(
     assert "UNREACHABLE: lic2:5053: exit" in output
     assert site.reserved() == {}
     assert site.feature("abaqus.abaqus")["reported_at"] is None
+
+
+def agent_yaml_of(site: Site, path: Path, **overrides: Any) -> Path:
+    """agent.yaml with the site's settings, for running `lm-agent` as a process."""
+    config = site.config
+    settings = {
+        "api_url": config.api_url,
+        "client_id": config.client_id,
+        "client_secret": config.client_secret,
+        "token_cache_dir": config.token_cache_dir,
+        "tools": {"lmutil": config.tools.lmutil, "rlmutil": config.tools.rlmutil,
+                  "scontrol": config.tools.scontrol, "squeue": config.tools.squeue},
+        "slurm_conf": config.slurm_conf,
+        "reservation_name": config.reservation_name,
+        "lock_file": config.lock_file,
+        "log_file": str(path.with_name("agent.log")),
+        "tool_timeout": config.tool_timeout,
+        **overrides,
+    }  # fmt: skip
+    return write_agent_yaml(path, settings)
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize(
+    ("arguments", "stop"),
+    [(["reconcile"], signal.SIGKILL), (["reconcile", "--loop"], signal.SIGTERM)],
+    ids=["SIGKILL", "SIGTERM-loop"],
+)
+def test_a_reconcile_stopped_while_its_tool_hangs_leaves_no_tool_running(
+    site: Site, tmp_path: Path, arguments: list[str], stop: signal.Signals
+) -> None:
+    site.simulator.add_server("flexlm", "hung:27000", {"abaqus": 10})
+    site.simulator("fault", "--server", "hung:27000", "hang")
+    site.add_configuration("flexlm", ["hung:27000"], ["abaqus.abaqus"])
+    # The tool would be killed at its time limit only in an hour: it must die with the agent.
+    config_file = agent_yaml_of(site, tmp_path / "agent.yaml", tool_timeout=3600)
+    agent = subprocess.Popen(
+        [LM_AGENT, "--config", str(config_file), *arguments],
+        env={},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(site.simulator.running_tools, 30, "the agent to run the hanging tool")
+        agent.send_signal(stop)
+        agent.wait(timeout=10)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    wait_for(
+        lambda: site.simulator.running_tools() == [], 5, "the hanging tool to die with the agent"
+    )
