@@ -15,8 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devstack.api import ApiError, console_script
+from devstack.api import ApiError
 from devstack.postgres import PostgresError
+from devstack.processes import console_script
 from devstack.slurm import SlurmError
 from devstack.stack import Pool, Stack, StackError
 

@@ -5,27 +5,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.processes import DeadlineExceeded, is_alive, read_pid, stop_pid_file, wait_for
-
-BIN_DIR = Path(sys.executable).parent
+from devstack.processes import (
+    DeadlineExceeded,
+    console_script,
+    is_alive,
+    read_pid,
+    stop_pid_file,
+    wait_for,
+)
 
 
 class ApiError(RuntimeError):
     """The API could not be migrated, started or reached."""
-
-
-def console_script(name: str) -> str:
-    """Our console scripts live beside the interpreter that runs devstack (venv or not)."""
-    path = BIN_DIR / name
-    if not path.exists():
-        raise ApiError(f"{path} not found: install the project first (pip install -e '.[test]')")
-    return str(path)
 
 
 @dataclass

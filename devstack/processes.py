@@ -6,12 +6,16 @@ import contextlib
 import os
 import signal
 import socket
+import sysconfig
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# Where pip put this interpreter's console scripts: the venv's bin/ when run from the venv.
+SCRIPTS_DIR = Path(sysconfig.get_path("scripts"))
 
 
 class DeadlineExceeded(TimeoutError):
@@ -36,6 +40,21 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise DeadlineExceeded(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def console_script(name: str) -> str:
+    """The absolute path of a console script installed with this interpreter (the project's venv).
+
+    The one way tests and devstack find `lm-cli`, `lm-backend`, `gunicorn`, ...: never by bare
+    name, so nothing depends on the caller's PATH (CI and `env -i` runs do not have the venv on it).
+    """
+    path = SCRIPTS_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: install the project into this interpreter's environment first "
+            "(scripts/lib.sh's ensure_venv, or pip install -e '.[test]')"
+        )
+    return str(path)
 
 
 def free_port() -> int:

@@ -17,9 +17,16 @@ from typing import Any
 import requests
 import yaml
 
-from devstack.api import ApiServer, console_script
+from devstack.api import ApiServer
 from devstack.postgres import PostgresCluster
-from devstack.processes import free_port, is_alive, read_pid, stop_pid_file, wait_for
+from devstack.processes import (
+    console_script,
+    free_port,
+    is_alive,
+    read_pid,
+    stop_pid_file,
+    wait_for,
+)
 from devstack.slurm import SlurmCluster
 
 # What a cluster's agent may do (docs/architecture.md, "Identity").

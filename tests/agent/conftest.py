@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,9 @@ from agent.api import ApiClient
 from agent.config import AgentConfig
 from devstack.api import ApiServer
 from devstack.postgres import PostgresCluster
-from devstack.processes import free_port
+from devstack.processes import console_script, free_port
 
-LM_AGENT = str(Path(sys.executable).with_name("lm-agent"))
+LM_AGENT = console_script("lm-agent")
 AGENT_PERMISSIONS = [
     f"license-manager:{resource}:{action}"
     for resource, actions in {

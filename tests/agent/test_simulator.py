@@ -18,6 +18,7 @@ from agent.simulator.fake_tool import USAGE_EXIT_CODE
 from agent.simulator.formats import DOWN_EXIT_CODE, GARBAGE
 from agent.simulator.main import main as simulator
 from agent.tools import TOOL_NAMES, tool_command
+from devstack.processes import console_script
 
 REAL = Path(__file__).parent / "data" / "real"
 PORT = 27000
@@ -285,7 +286,7 @@ def test_concurrent_checkouts_are_all_kept_and_readers_never_see_a_torn_file(
     writers = [
         subprocess.Popen(
             [
-                "lm-simulator",
+                console_script("lm-simulator"),
                 "--state",
                 str(sim.state),
                 "checkout",

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import OAuthClient
+from devstack.processes import console_script
 
 AGENT = ["license-manager:job:create", "license-manager:booking:read"]
 
@@ -132,13 +133,17 @@ def test_deleting_an_unknown_client_fails_clearly(run_cli):
 def test_lm_backend_console_script_has_the_clients_group(database_url, client):
     """The installed `lm-backend` entry point, configured by LM_* variables like in production."""
     env = {**os.environ, "LM_DATABASE_URL": database_url}
-    command = ["lm-backend", "clients", "create", "--name", "cluster-z", "--json"]
+    command = [console_script("lm-backend"), "clients", "create", "--name", "cluster-z", "--json"]
     done = subprocess.run(
         [*command, "--permissions", *AGENT], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["client_id"] == "cluster-z"
     listed = subprocess.run(
-        ["lm-backend", "clients", "list"], env=env, capture_output=True, text=True, timeout=60
+        [console_script("lm-backend"), "clients", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert listed.stdout.startswith("cluster-z\t")

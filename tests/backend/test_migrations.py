@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, inspect
 
 from backend.extensions import db
 from backend.settings import sqlalchemy_url
+from devstack.processes import console_script
 
 TABLES = {
     "configurations",
@@ -32,7 +33,11 @@ def lm_backend_db(database_url: str, *args: str) -> None:
     """Run `lm-backend db ...` as an admin would, against `database_url`."""
     environment = {**os.environ, "LM_DATABASE_URL": database_url}
     result = subprocess.run(
-        ["lm-backend", "db", *args], env=environment, capture_output=True, text=True, timeout=120
+        [console_script("lm-backend"), "db", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
 

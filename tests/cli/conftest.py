@@ -22,7 +22,7 @@ from backend import auth, create_app
 from backend.extensions import db
 from backend.settings import Settings
 from devstack.postgres import PostgresCluster
-from devstack.processes import free_port
+from devstack.processes import console_script, free_port
 
 ADMIN = "license-manager:admin"
 # What the CLI tests create; the issuer's signing key and OAuth clients outlive a test.
@@ -90,7 +90,7 @@ def admin_client(live_api: LiveApi, postgres: PostgresCluster) -> dict[str, str]
     }
     created = subprocess.run(
         [
-            "lm-backend",
+            console_script("lm-backend"),
             "clients",
             "create",
             "--name",
@@ -125,7 +125,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
     """`lm-cli ARGS` in a subprocess with only the LM_* variables given in `env`."""
     clean_env = {key: value for key, value in os.environ.items() if not key.startswith("LM_")}
     completed = subprocess.run(
-        ["lm-cli", *args],
+        [console_script("lm-cli"), *args],
         env={**clean_env, **(env or {})},
         capture_output=True,
         text=True,

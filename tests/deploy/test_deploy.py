@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from devstack.processes import SCRIPTS_DIR
+
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent  # ansible and molecule come with the `deploy` extra
+BIN = SCRIPTS_DIR  # ansible and molecule come with the `deploy` extra
 
 
 def ansible_env() -> dict[str, str]:
