@@ -173,10 +173,12 @@ def _read_yaml(path: str) -> Mapping[str, Any]:
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as stream:
-            document = yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        text = Path(path).read_bytes().decode("utf-8")
+        document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as error:
         raise ConfigError(f"cannot read the file: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"not UTF-8 text: {_undecodable(error)}") from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         position = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -185,6 +187,12 @@ def _read_yaml(path: str) -> Mapping[str, Any]:
     if not isinstance(document, dict):
         raise ConfigError("the file must be a YAML mapping of settings (key: value)")
     return document
+
+
+def _undecodable(error: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8 (the whole file was decoded at once, so offsets are exact)."""
+    line = error.object[: error.start].count(b"\n") + 1
+    return f"byte 0x{error.object[error.start]:02x} on line {line} (offset {error.start})"
 
 
 def _client_secret(raw: dict[str, Any]) -> str:
@@ -204,10 +212,14 @@ def _client_secret(raw: dict[str, Any]) -> str:
     if not isinstance(secret_file, str) or not secret_file.startswith("/"):
         raise ConfigError(f"client_secret_file: must be an absolute path, got {secret_file!r}")
     try:
-        secret = Path(secret_file).read_text(encoding="utf-8").strip()
+        secret = Path(secret_file).read_bytes().decode("utf-8").strip()
     except OSError as error:
         raise ConfigError(
             f"client_secret_file: cannot read {secret_file}: {error.strerror}"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"client_secret_file: {secret_file} is not UTF-8 text: {_undecodable(error)}"
         ) from None
     if not secret:
         raise ConfigError(f"client_secret_file: {secret_file} is empty")

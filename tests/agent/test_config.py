@@ -70,6 +70,36 @@ def test_a_missing_or_unreadable_secret_file_is_named(tmp_path: Path) -> None:
     assert "client_secret_file: cannot read /nonexistent/secret: No such file or directory" in line
 
 
+def test_bytes_that_are_not_utf8_are_one_config_error_line_for_every_command(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "agent.yaml"
+    latin1 = VALID.encode() + "reservation_name: réservation\n".encode("latin-1")
+    path.write_bytes(latin1)
+    env = {"LM_AGENT_CONFIG": str(path), "SLURM_JOB_ID": "1", "SLURM_JOB_LICENSES": "a.b:1"}
+    where = f"byte 0xe9 on line 4 (offset {latin1.index(0xE9)})"
+
+    # The epilog only logs: slurmctld ignores its exit code, and it must never block a node.
+    for command, exit_code in (("prolog", 2), ("reconcile", 2), ("report", 2), ("epilog", 0)):
+        result = run_agent(command, env=env)
+        assert (result.returncode, result.stdout) == (exit_code, "")
+        assert result.stderr == (
+            f"lm-agent {command}: configuration error: {path}: not UTF-8 text: {where}\n"
+        )
+
+
+def test_a_secret_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"\xffs3cret\n")
+    text = f"api_url: http://x\nclient_id: a\nclient_secret_file: {secret}\n"
+
+    line = config_error(tmp_path, text)
+
+    assert line.endswith(
+        f"client_secret_file: {secret} is not UTF-8 text: byte 0xff on line 1 (offset 0)"
+    )
+
+
 def test_a_missing_config_file_is_reported_for_prolog_and_reconcile(tmp_path: Path) -> None:
     missing = str(tmp_path / "absent.yaml")
     env = {"LM_AGENT_CONFIG": missing, "SLURM_JOB_ID": "1", "SLURM_JOB_LICENSES": "a.b:1"}
