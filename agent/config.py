@@ -119,6 +119,8 @@ class AgentConfig:
     )
     stat_interval: int = 60
     lock_file: str = _path_field("/run/lock/license-manager-agent.lock")
+    # What the last successful cycle knew: lets a cycle guard Slurm while the API is down.
+    state_file: str = _path_field("/var/cache/license-manager/reconcile-state.json")
     log_file: str | None = _path_field("/var/log/license-manager/agent.log")
     log_level: str = field(default="INFO", metadata={"check": _one_of(LOG_LEVELS)})
     token_cache_dir: str = _path_field("/var/cache/license-manager")

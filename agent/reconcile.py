@@ -11,6 +11,10 @@ One reconcile cycle:
    license-only reservation (`reserve_for`): create, update or delete it. Each change is one
    log line an admin can grep.
 
+When the API does not answer at some step, the cycle ends degraded (`guard_without_api`): it
+still polls the license servers and sizes the reservation from what the last successful cycle
+knew, kept in `state_file` (agent.last_cycle), and the next cycle with the API catches up.
+
 Hooks run at any moment, so the order of the reads matters. For cleanup the API's jobs come
 before squeue: a job posted after our squeue snapshot would otherwise look like one that left
 Slurm. For the reservation Slurm comes before the API (see without_unbooked_jobs_between_hooks).
@@ -26,6 +30,7 @@ from typing import Any
 
 from agent.api import ApiClient, ApiError
 from agent.config import AgentConfig
+from agent.last_cycle import HeldBack, LastCycle
 from agent.lock import exclusive_lock
 from agent.parsers import Checkout, FeatureUsage
 from agent.polling import PollResult, poll_all
@@ -83,38 +88,181 @@ def slurm_of(config: AgentConfig) -> Slurm:
 
 
 def run(config: AgentConfig) -> int:
-    """One reconcile cycle under the lock; 0 when done (or another run holds the lock), else 1."""
+    """One reconcile cycle under the lock: 0 when done (or another run holds the lock), 1 when
+    it failed or ran degraded (without the API)."""
     try:
         with exclusive_lock(config.lock_file) as acquired:
             if not acquired:
                 log.debug("another reconcile holds %s; nothing to do", config.lock_file)
                 return 0
-            reconcile(config, ApiClient(config), slurm_of(config))
-    except (ApiError, SlurmError) as error:
+            return 0 if reconcile(config, ApiClient(config), slurm_of(config)) else 1
+    except SlurmError as error:
         log.error("reconcile failed: %s", error)
         return 1
     except OSError as error:  # the lock file's folder is missing or not ours (cron's user)
         log.error("reconcile failed: cannot use lock file %s: %s", config.lock_file, error.strerror)
         return 1
-    return 0
 
 
-def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> None:
-    """Poll, report, clean up and size the reservation (see the module docstring)."""
-    configurations = api.get(CONFIGURATIONS_PATH)
+def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> bool:
+    """Poll, report, clean up and size the reservation (see the module docstring).
+
+    Without an answer from the API at any step, the cycle ends degraded (`guard_without_api`):
+    False. True when the whole cycle ran.
+    """
+    try:
+        configurations = api.get(CONFIGURATIONS_PATH)
+    except ApiError as error:
+        guard_without_api(config, slurm, error, polls=None)
+        return False
     polls = poll_all(configurations, config.tool_path, config.tool_timeout)
-    api.put(FEATURES_PATH, usage_reports(polls))
-    tracked = {item.feature["id"]: item for item in tracked_features(polls)}
-    clean_up(api, api.get_all(JOBS_PATH), slurm.jobs(), tracked, now=datetime.now(UTC))
-    # Slurm first, then the API: a hook that books or releases in between is then seen
-    # consistently (without_unbooked_jobs_between_hooks).
-    slurm_jobs, slurm_licenses = slurm.jobs(), slurm.licenses()
-    refreshed = api.get(CONFIGURATIONS_PATH)  # `booked` after our deletions
-    licenses = without_unbooked_jobs_between_hooks(
-        slurm_licenses, slurm_jobs, api.get_all(JOBS_PATH)
-    )
+    try:
+        api.put(FEATURES_PATH, usage_reports(polls))
+        tracked = {item.feature["id"]: item for item in tracked_features(polls)}
+        clean_up(api, api.get_all(JOBS_PATH), slurm.jobs(), tracked, now=datetime.now(UTC))
+        # Slurm first, then the API: a hook that books or releases in between is then seen
+        # consistently (without_unbooked_jobs_between_hooks).
+        slurm_jobs, slurm_licenses = slurm.jobs(), slurm.licenses()
+        refreshed = api.get(CONFIGURATIONS_PATH)  # `booked` after our deletions
+        licenses = without_unbooked_jobs_between_hooks(
+            slurm_licenses, slurm_jobs, api.get_all(JOBS_PATH)
+        )
+    except ApiError as error:
+        guard_without_api(config, slurm, error, polls=polls)
+        return False
     targets = reservation_targets(config, refreshed, polls, licenses)
     apply_reservation(slurm, config, targets)
+    _remember(config, refreshed, polls, targets)
+    return True
+
+
+def _remember(
+    config: AgentConfig,
+    configurations: Sequence[Mapping[str, Any]],
+    polls: Sequence[PollResult],
+    targets: Mapping[str, LicenseTarget],
+) -> None:
+    """Keep what this successful cycle knew for cycles that cannot reach the API."""
+    previous = LastCycle.load(config.state_file)
+    if previous is not None and previous.degraded_since is not None:
+        log.info(
+            "API reachable again: caught up after cycles without it since %s",
+            previous.degraded_since,
+        )
+    used = _server_used_by_license(config, configurations, polls)
+    LastCycle.record(
+        config.state_file,
+        configurations,
+        {name: HeldBack(target.reserve, used.get(name)) for name, target in targets.items()},
+    )
+
+
+def guard_without_api(
+    config: AgentConfig, slurm: Slurm, error: ApiError, polls: Sequence[PollResult] | None
+) -> None:
+    """Size the reservation without the API, from the last successful cycle's knowledge.
+
+    The license servers are polled (unless this cycle already did) with the configurations
+    last seen, and each license is held back by `reserve_without_api`. With no earlier cycle
+    to go by, the reservation is left as it is.
+    """
+    last = LastCycle.load(config.state_file)
+    if last is None:
+        log.error(
+            "reconcile failed: %s; no earlier cycle recorded in %s, reservation left as it is",
+            error,
+            config.state_file,
+        )
+        return
+    log.warning(
+        "reconcile ran degraded: %s; reservation sized from the license servers now and the "
+        "bookings seen at %s",
+        error,
+        last.saved_at,
+    )
+    if polls is None:
+        polls = poll_all(last.configurations, config.tool_path, config.tool_timeout)
+    targets = reservation_targets(
+        config, last.configurations, polls, slurm.licenses(), without_api=last.licenses
+    )
+    apply_reservation(slurm, config, targets)
+    last.record_degraded(_held_back(config, last.configurations, polls, targets))
+
+
+def _held_back(
+    config: AgentConfig,
+    configurations: Sequence[Mapping[str, Any]],
+    polls: Sequence[PollResult],
+    targets: Mapping[str, LicenseTarget],
+) -> dict[str, HeldBack]:
+    """What the reservation now holds per license whose server was read, with its usage."""
+    used = _server_used_by_license(config, configurations, polls)
+    return {
+        name: HeldBack(target.reserve, used[name])
+        for name, target in targets.items()
+        if used.get(name) is not None
+    }
+
+
+def reserve_without_api(
+    server_used: int | None,
+    slurm_license: SlurmLicense,
+    bookings: int,
+    desktop_reserved: int,
+    last: HeldBack | None,
+) -> LicenseTarget:
+    """What to hold back while the API cannot be reached (docs/architecture.md, "Degraded mode").
+
+    The formula of `reserve_for` with the bookings last seen, but never less than the last
+    cycle held back, minus what the license server shows freed since then:
+    `max(formula, last_reserve - max(0, last_server_used - server_used))`.
+    Slurm could only start jobs within what that reservation left free; jobs it started since
+    (granted just before the outage, or allowed unchecked) are in slurm_used but in no booking
+    we know of, so the formula alone would hand their tokens out again. The floor keeps them
+    held until the server shows tokens coming back.
+    """
+    target = reserve_for(server_used, slurm_license, bookings, desktop_reserved)
+    if server_used is None or last is None:
+        return replace(target, explanation=f"{target.explanation} (API unreachable)")
+    if last.server_used is None:  # the server was unreadable then: everything stayed held back
+        floor = last.reserve
+    else:
+        floor = last.reserve - max(0, last.server_used - server_used)
+    reserve = min(max(target.reserve, floor, 0), slurm_license.total)
+    return LicenseTarget(
+        reserve,
+        f"{target.explanation} (API unreachable: bookings as last seen; at least {floor}, "
+        f"the {last.reserve} held back last cycle minus tokens freed on the server since)",
+    )
+
+
+def _features_by_license(
+    config: AgentConfig, configurations: Sequence[Mapping[str, Any]]
+) -> dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """(feature, configuration) per Slurm license name of every configured feature."""
+    found: dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+    for configuration in configurations:
+        for feature in configuration["features"]:
+            name = config.slurm_license_name(
+                feature["product"]["name"], feature["name"], configuration["type"]
+            )
+            found[name] = (feature, configuration)
+    return found
+
+
+def _server_used_by_license(
+    config: AgentConfig,
+    configurations: Sequence[Mapping[str, Any]],
+    polls: Sequence[PollResult],
+) -> dict[str, int | None]:
+    """Tokens in use on the license server per Slurm license name (None: not read)."""
+    poll_by_id = {poll.configuration["id"]: poll for poll in polls}
+    used: dict[str, int | None] = {}
+    for name, (feature, configuration) in _features_by_license(config, configurations).items():
+        poll = poll_by_id.get(configuration["id"])
+        usage = poll.usage(feature["name"]) if poll else None
+        used[name] = usage.used if usage else None
+    return used
 
 
 def without_unbooked_jobs_between_hooks(
@@ -309,26 +457,26 @@ def reservation_targets(
     configurations: Sequence[Mapping[str, Any]],
     polls: Sequence[PollResult],
     slurm_licenses: Mapping[str, SlurmLicense],
+    without_api: Mapping[str, HeldBack] | None = None,
 ) -> dict[str, LicenseTarget]:
-    """What the reservation must hold, per Slurm license name of every configured feature."""
-    poll_by_id = {poll.configuration["id"]: poll for poll in polls}
+    """What the reservation must hold, per Slurm license name of every configured feature.
+
+    `without_api`: what the last successful cycle held back, when this one has no API
+    (`reserve_without_api` then sizes each license).
+    """
+    used = _server_used_by_license(config, configurations, polls)
     targets: dict[str, LicenseTarget] = {}
-    for configuration in configurations:
-        poll = poll_by_id.get(configuration["id"])
-        for feature in configuration["features"]:
-            name = config.slurm_license_name(
-                feature["product"]["name"], feature["name"], configuration["type"]
-            )
-            slurm_license = slurm_licenses.get(name)
-            if slurm_license is None:
-                log.warning("%s is not a license of this Slurm cluster: skipped", name)
-                continue
-            usage = poll.usage(feature["name"]) if poll else None
-            targets[name] = reserve_for(
-                usage.used if usage else None,
-                slurm_license,
-                feature["booked"],
-                feature["reserved"],
+    for name, (feature, _) in _features_by_license(config, configurations).items():
+        slurm_license = slurm_licenses.get(name)
+        if slurm_license is None:
+            log.warning("%s is not a license of this Slurm cluster: skipped", name)
+            continue
+        booked, reserved = feature["booked"], feature["reserved"]
+        if without_api is None:
+            targets[name] = reserve_for(used[name], slurm_license, booked, reserved)
+        else:
+            targets[name] = reserve_without_api(
+                used[name], slurm_license, booked, reserved, without_api.get(name)
             )
     return targets
 

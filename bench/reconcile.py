@@ -110,6 +110,7 @@ def stack(root: Path) -> Iterator[AgentConfig]:
             tools=ToolPaths(**tools, scontrol="/usr/bin/scontrol", squeue="/usr/bin/squeue"),
             slurm_conf=str(slurm.conf_file),
             lock_file=str(root / "reconcile.lock"),
+            state_file=str(root / "reconcile-state.json"),
             tool_timeout=5.0,
         )
 

@@ -303,6 +303,7 @@ class Stack:
             "slurm_conf": str(self.slurm.conf_file),
             "stat_interval": self.reconcile_interval,
             "lock_file": str(self.agent_dir / "reconcile.lock"),
+            "state_file": str(self.agent_dir / "reconcile-state.json"),
             "log_file": str(self.agent_log),
             "log_level": "DEBUG",
             "token_cache_dir": str(self.agent_dir / "cache"),

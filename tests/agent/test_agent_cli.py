@@ -99,6 +99,7 @@ def test_reconcile_loop_repeats_every_stat_interval_survives_failures_and_stops_
             "log_file": str(log_file),
             "token_cache_dir": str(tmp_path / "cache"),
             "lock_file": str(tmp_path / "reconcile.lock"),
+            "state_file": str(tmp_path / "reconcile-state.json"),
             "stat_interval": 1,
         },
     )

@@ -133,6 +133,7 @@ def site(
         slurm_conf=str(slurm_cluster.conf_file),
         reservation_name=f"lm_test_{uuid.uuid4().hex[:8]}",
         lock_file=str(tmp_path / "reconcile.lock"),
+        state_file=str(tmp_path / "reconcile-state.json"),
         log_file=None,
         tool_timeout=2.0,
     )
@@ -228,6 +229,35 @@ def test_an_unreadable_server_reserves_the_whole_slurm_total() -> None:
 
     assert target.reserve == 100
     assert "unreachable" in target.explanation
+
+
+@pytest.mark.parametrize(
+    ("server_used", "slurm_used", "expected", "why"),
+    [
+        (4, 2, 6, "as before: 6 held back; the job started since has no booking we know of"),
+        (7, 2, 7, "desktops took 3 more: the formula (7 - 2 + 2) raises it at once"),
+        (1, 2, 3, "the server shows 3 tokens freed: 3 fewer held back"),
+        (4, 0, 6, "as before, no job in Slurm: same as the last successful cycle"),
+    ],
+)
+def test_without_the_api_the_reservation_follows_the_server_but_never_drops_below_the_last(
+    server_used: int, slurm_used: int, expected: int, why: str
+) -> None:
+    """Last successful cycle: server used 4, Slurm used 0, bookings 2: 6 held back."""
+    last = reconcile.HeldBack(reserve=6, server_used=4)
+    license_ = SlurmLicense(ABAQUS, total=10, used=slurm_used, reserved=6)
+
+    target = reconcile.reserve_without_api(server_used, license_, 2, 0, last)
+
+    assert target.reserve == expected, why
+    assert "API unreachable" in target.explanation
+
+
+def test_without_the_api_an_unreadable_server_still_reserves_everything() -> None:
+    license_ = SlurmLicense(ABAQUS, total=10, used=0, reserved=0)
+    last = reconcile.HeldBack(reserve=3, server_used=3)
+
+    assert reconcile.reserve_without_api(None, license_, 0, 0, last).reserve == 10
 
 
 # --- reconcile on the real stack ---------------------------------------------------------------
@@ -453,11 +483,13 @@ def test_an_api_that_cannot_be_reached_fails_the_run_with_one_clear_line(
         {"client_id": "cluster-a", "client_secret": "x"},
         tmp_path / "cache",
         lock_file=str(tmp_path / "reconcile.lock"),
+        state_file=str(tmp_path / "reconcile-state.json"),
         log_file=None,
     )
 
     assert reconcile.run(config) == 1
     assert "reconcile failed: cannot reach http://127.0.0.1:" in agent_log.text
+    assert "no earlier cycle recorded" in agent_log.text
 
 
 @pytest.mark.slurm
@@ -493,6 +525,7 @@ def agent_yaml_of(site: Site, path: Path, **overrides: Any) -> Path:
         "slurm_conf": config.slurm_conf,
         "reservation_name": config.reservation_name,
         "lock_file": config.lock_file,
+        "state_file": config.state_file,
         "log_file": str(path.with_name("agent.log")),
         "tool_timeout": config.tool_timeout,
         **overrides,
@@ -530,3 +563,59 @@ def test_a_reconcile_stopped_while_its_tool_hangs_leaves_no_tool_running(
     wait_for(
         lambda: site.simulator.running_tools() == [], 5, "the hanging tool to die with the agent"
     )
+
+
+def unreachable_api(site: Site) -> AgentConfig:
+    """The site's settings with an API address nobody answers at (the API is down)."""
+    return replace(site.config, api_url=f"http://127.0.0.1:{free_port()}")
+
+
+@pytest.mark.slurm
+def test_while_the_api_is_down_the_reservation_follows_the_license_server(
+    site: Site, abaqus_pool: dict[str, Any], agent_log: pytest.LogCaptureFixture
+) -> None:
+    checkout(site, 2)
+    site.reconcile()
+    assert site.reserved() == {ABAQUS: 2}
+    api_down = unreachable_api(site)
+
+    checkout(site, 3, user="other")
+    assert reconcile.run(api_down) == 1
+    assert site.reserved() == {ABAQUS: 5}, "desktop checkouts raise it within one cycle"
+    assert "reconcile ran degraded: cannot reach" in agent_log.text
+
+    # A job Slurm starts meanwhile (policy allow) has no booking the agent knows of: its
+    # tokens stay held although it is in Slurm's Used and not yet on the server.
+    site.run_job({ABAQUS: 2})
+    assert reconcile.run(api_down) == 1
+    assert site.reserved() == {ABAQUS: 5}
+    assert site.slurm_license(ABAQUS).total - site.slurm_license(ABAQUS).used - 5 == 3
+
+    site.simulator("checkin", "--server", "lic1:27000", "--user", "other")
+    assert reconcile.run(api_down) == 1
+    # Freed on the server: 3 back (2 desktop + 2 job out of 10 leave 6 for Slurm).
+    assert site.reserved() == {ABAQUS: 2}
+
+    site.reconcile()
+    assert "API reachable again: caught up" in agent_log.text
+    assert site.feature("abaqus.abaqus")["used"] == 2
+
+
+@pytest.mark.slurm
+def test_an_api_failing_mid_cycle_still_sizes_the_reservation(
+    site: Site, abaqus_pool: dict[str, Any], agent_log: pytest.LogCaptureFixture
+) -> None:
+    site.reconcile()
+    checkout(site, 4)
+    api = site.agent_api
+    real_put = api.put
+
+    def put_fails(path: str, json: Any) -> Any:
+        api.config = replace(api.config, api_url=f"http://127.0.0.1:{free_port()}")
+        return real_put(path, json)
+
+    api.put = put_fails  # type: ignore[method-assign]
+
+    assert reconcile.reconcile(site.config, api, site.slurm) is False
+    assert site.reserved() == {ABAQUS: 4}
+    assert "reconcile ran degraded" in agent_log.text
