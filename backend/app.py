@@ -10,7 +10,8 @@ from typing import Any
 import swagger_ui_bundle
 from flask import Flask, send_from_directory
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend import auth
@@ -21,6 +22,7 @@ from backend.settings import Settings, sqlalchemy_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 API_PREFIX = "/lm"
+log = logging.getLogger(__name__)
 SWAGGER_UI_STATIC = f"{API_PREFIX}/docs/static/"
 
 
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # One Api per app: a module-level one would serve the last app's OpenAPI document to all.
     api = Api(app)
     app.register_error_handler(HTTPException, partial(_json_error, api))
+    app.register_error_handler(OperationalError, partial(_database_unavailable, api))
     auth.init_app(app, api)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")
@@ -84,6 +87,22 @@ def _json_error(api: Api, error: HTTPException) -> tuple[dict[str, Any], int, di
         name: value for name, value in error.get_headers() if name.lower() != "content-type"
     }
     return payload, status, {**own_headers, **(headers or {})}
+
+
+def _database_unavailable(
+    api: Api, error: OperationalError
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """A JSON 503 with Retry-After, not a 500, while the database cannot be reached.
+
+    It restarts or fails over to a standby (docs/deploy.md): the agent's prolog treats a 5xx
+    like no answer, and the next request reconnects (pool_pre_ping drops dead connections).
+    """
+    reason = str(error.orig or error).strip().splitlines()
+    log.warning("database unavailable: %s", reason[0] if reason else type(error).__name__)
+    return _json_error(
+        api,
+        ServiceUnavailable("The database cannot be reached; try again shortly.", retry_after=5),
+    )
 
 
 def _summarize(errors: Any, where: str = "") -> str:

@@ -28,11 +28,41 @@ def sqlalchemy_url(url: str) -> str:
 
     psycopg 3 prepares statements that a connection runs repeatedly on the server: booking
     admission's pool queries then skip PostgreSQL's planner (about 2 ms of its CPU per job).
+    libpq's multi-host form (`postgresql://user@db1:5432,db2:5432/name?target_session_attrs=
+    read-write`, how replicated databases are reached) is moved into libpq's own `host` and
+    `port` parameters: SQLAlchemy's URL parser takes one host only.
     """
     for scheme in ("postgresql://", "postgres://"):
         if url.startswith(scheme):
-            return "postgresql+psycopg://" + url[len(scheme) :]
+            return "postgresql+psycopg://" + _hosts_as_parameters(url[len(scheme) :])
     return url
+
+
+def _hosts_as_parameters(rest: str) -> str:
+    """`user@a:1,b:2/db?x=y` -> `user@/db?host=a,b&port=1,2&x=y`; one host: unchanged."""
+    authority, slash, tail = rest.partition("/")
+    if not slash:  # no database path: the query may follow the hosts directly
+        authority, question, query = authority.partition("?")
+        tail = question + query
+    userinfo, at, hostlist = authority.rpartition("@")
+    if "," not in hostlist:
+        return rest
+    hosts, ports = [], []
+    for entry in hostlist.split(","):
+        if entry.startswith("["):  # [IPv6]:port
+            host, _, port = entry[1:].partition("]")
+            port = port.removeprefix(":")
+        else:
+            host, _, port = entry.partition(":")
+        hosts.append(host)
+        ports.append(port)
+    path, question, query = tail.partition("?")
+    parameters = [f"host={','.join(hosts)}"]
+    if any(ports):
+        parameters.append(f"port={','.join(ports)}")
+    if query:
+        parameters.append(query)
+    return f"{userinfo}{at}/{path}?{'&'.join(parameters)}"
 
 
 @dataclass(frozen=True)

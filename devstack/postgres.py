@@ -47,6 +47,8 @@ class PostgresCluster:
     datadir: Path
     port: int
     fast: bool = False
+    # More server settings ("-c name=value ..."), e.g. for replication tests.
+    options: str = ""
 
     @property
     def socket_dir(self) -> Path:
@@ -97,6 +99,8 @@ class PostgresCluster:
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir}"
         if self.fast:
             options += f" {FAST_OPTIONS} -c max_connections=200"
+        if self.options:
+            options += f" {self.options}"
         self._run(
             [
                 str(bindir / "pg_ctl"),
@@ -108,19 +112,39 @@ class PostgresCluster:
             ]
         )  # fmt: skip
 
-    def stop(self) -> None:
+    def _pg_ctl(self, *args: str) -> None:
+        self._run([str(postgres_bin() / "pg_ctl"), "-D", str(self.datadir), *args])
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; mode `immediate` is a crash (no shutdown checkpoint)."""
         if self.is_running():
-            self._run(
-                [
-                    str(postgres_bin() / "pg_ctl"),
-                    "-D",
-                    str(self.datadir),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "stop",
-                ]
-            )
+            self._pg_ctl("-m", mode, "-w", "stop")
+
+    def start_standby(self, datadir: Path, port: int) -> PostgresCluster:
+        """A streaming standby of this running server: pg_basebackup -R, then started.
+
+        It uses the same settings; initdb's pg_hba.conf already trusts replication from
+        127.0.0.1, and PostgreSQL 15's defaults (wal_level replica, 10 WAL senders) allow it.
+        """
+        datadir.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(datadir, "postgres", "postgres")
+        datadir.chmod(0o700)
+        self._run(
+            [
+                str(postgres_bin() / "pg_basebackup"),
+                "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                "-D", str(datadir), "-R", "-X", "stream", "--checkpoint=fast",
+                *(["--no-sync"] if self.fast else []),
+            ]
+        )  # fmt: skip
+        standby = PostgresCluster(datadir=datadir, port=port, fast=self.fast, options=self.options)
+        standby.ensure_running()
+        return standby
+
+    def promote(self) -> None:
+        """Make this standby a primary (what a site's failover tooling does)."""
+        self._pg_ctl("-w", "promote")
 
     def ensure_database(self, dbname: str) -> str:
         """Create the database if missing; return its URL."""
