@@ -22,20 +22,13 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from lm_common.facts import DEFAULT_LICENSE_NAME_TEMPLATE, TOOL_BY_SERVER_TYPE, slurm_license_name
+
 DEFAULT_CONFIG_PATH = "/etc/license-manager/agent.yaml"
 CONFIG_PATH_ENV = "LM_AGENT_CONFIG"
 CLIENT_SECRET_ENV = "LM_AGENT_CLIENT_SECRET"
 PROLOG_POLICIES = ("requeue", "allow")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-# License-server type -> the tool that reads such a server (a field of ToolPaths).
-TOOL_BY_SERVER_TYPE = {
-    "flexlm": "lmutil",
-    "rlm": "rlmutil",
-    "lsdyna": "lstc_qrun",
-    "lmx": "lmxendutil",
-    "olicense": "olixtool",
-    "dsls": "dslicsrv",
-}
 
 
 class ConfigError(ValueError):
@@ -85,7 +78,10 @@ def _tool(default: str, key: str | None = None) -> Any:
 
 @dataclass(frozen=True)
 class ToolPaths:
-    """Absolute paths of the license-server tools and the Slurm commands (YAML section `tools`)."""
+    """Absolute paths of the license-server tools and the Slurm commands (YAML section `tools`).
+
+    A field is its tool's name (lm_common.facts.TOOL_BY_SERVER_TYPE), lowercased.
+    """
 
     lmutil: str = _tool("/usr/local/bin/lmutil")
     rlmutil: str = _tool("/usr/local/bin/rlmutil")
@@ -95,6 +91,19 @@ class ToolPaths:
     dslicsrv: str = _tool("/usr/local/bin/DSLicSrv", key="DSLicSrv")
     scontrol: str = _tool("/usr/bin/scontrol")
     squeue: str = _tool("/usr/bin/squeue")
+
+    @classmethod
+    def in_directory(cls, directory: str | Path, scontrol: str, squeue: str) -> ToolPaths:
+        """Every license-server tool under its own name in `directory` (fake tools, tests)."""
+        return cls(
+            **{tool.lower(): f"{directory}/{tool}" for tool in TOOL_BY_SERVER_TYPE.values()},
+            scontrol=scontrol,
+            squeue=squeue,
+        )
+
+    def for_server_type(self, server_type: str) -> str:
+        """The tool that reads a license server of this type (KeyError for unknown types)."""
+        return getattr(self, TOOL_BY_SERVER_TYPE[server_type].lower())
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ class AgentConfig:
     reservation_name: str = "license_manager"
     reservation_user: str = "root"
     license_name_template: str = field(
-        default="{product}.{feature}@{type}", metadata={"check": _license_template}
+        default=DEFAULT_LICENSE_NAME_TEMPLATE, metadata={"check": _license_template}
     )
     stat_interval: int = 60
     lock_file: str = _path_field("/run/lock/license-manager-agent.lock")
@@ -131,7 +140,7 @@ class AgentConfig:
 
     def tool_path(self, server_type: str) -> str:
         """The tool that reads a license server of this type (KeyError for unknown types)."""
-        return getattr(self.tools, TOOL_BY_SERVER_TYPE[server_type])
+        return self.tools.for_server_type(server_type)
 
     def slurm_env(self) -> dict[str, str]:
         """Environment for Slurm commands: ours plus SLURM_CONF when a test cluster needs it."""
@@ -142,7 +151,7 @@ class AgentConfig:
 
     def slurm_license_name(self, product: str, feature: str, server_type: str) -> str:
         """The Slurm license that stands for one product.feature (license_name_template)."""
-        return self.license_name_template.format(product=product, feature=feature, type=server_type)
+        return slurm_license_name(product, feature, server_type, self.license_name_template)
 
 
 def config_path() -> str:

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
-    from agent.parsers import SERVER_TYPES
+    from lm_common.facts import SERVER_TYPES
 
     parser = argparse.ArgumentParser(
         prog="lm-agent",

@@ -1,22 +1,15 @@
 """Command lines of the license-server tools, kept apart from parsing their output.
 
-One template per server type is the single source of truth: `tool_command` fills it in for the
-agent, and `match_arguments` reads it back for the simulator's fake tools (checking the result by
-rebuilding the command), so both always agree.
+One argument template per server type is the single source of truth (the tools' names are in
+lm_common.facts): `tool_command` fills it in for the agent, and `match_arguments` reads it back for
+the simulator's fake tools (checking the result by rebuilding the command), so both always agree.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-TOOL_NAMES = {
-    "flexlm": "lmutil",
-    "rlm": "rlmutil",
-    "lsdyna": "lstc_qrun",
-    "lmx": "lmxendutil",
-    "olicense": "olixtool",
-    "dsls": "DSLicSrv",
-}
+from lm_common.facts import TOOL_BY_SERVER_TYPE
 
 _ARGUMENTS: dict[str, tuple[str, ...]] = {
     "flexlm": ("lmstat", "-c", "{port}@{host}", "-a"),
@@ -55,11 +48,10 @@ class ToolCommand(NamedTuple):
 def tool_command(server_type: str, tool_path: str, host: str, port: int) -> ToolCommand:
     """The command that prints the usage of every feature of the server at host:port."""
     if server_type not in _ARGUMENTS:
-        raise ValueError(
-            f"unknown license server type {server_type!r}; expected one of {', '.join(TOOL_NAMES)}"
-        )
+        expected = ", ".join(TOOL_BY_SERVER_TYPE)
+        raise ValueError(f"unknown license server type {server_type!r}; expected one of {expected}")
     if not tool_path:
-        raise ValueError(f"no path given for the {TOOL_NAMES[server_type]} tool")
+        raise ValueError(f"no path given for the {TOOL_BY_SERVER_TYPE[server_type]} tool")
     if not valid_host(host):
         raise ValueError(f"invalid license server host {host!r}: expected a host name or address")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:

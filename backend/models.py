@@ -17,8 +17,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.extensions import db
+from lm_common.facts import SERVER_TYPES
 
-SERVER_TYPES = ("flexlm", "rlm", "lsdyna", "lmx", "olicense", "dsls")
 REPORT_STATUSES = ("ok", "unreachable")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from devstack.processes import free_port
 
 
 def start_api(
-    root: Path, cleanup: ExitStack, clients: Mapping[str, list[str]]
+    root: Path, cleanup: ExitStack, clients: Mapping[str, Iterable[str]]
 ) -> tuple[ApiServer, dict[str, dict[str, str]]]:
     """A fresh PostgreSQL and a migrated API in `root` (stopped by `cleanup`), with OAuth
     clients {name: permissions}; returns the API and {name: {"client_id", "client_secret"}}."""
@@ -26,8 +26,7 @@ def start_api(
     )
     api.migrate()
     credentials = {
-        name: api.create_client(name, [" ".join(permissions)])
-        for name, permissions in clients.items()
+        name: api.create_client(name, permissions) for name, permissions in clients.items()
     }
     api.start()
     cleanup.callback(api.stop)

@@ -36,6 +36,7 @@ from backend.booking import BOOK_AND_STATE_SQL, LOCK_POOLS_SQL, REPLACE_JOB_SQL,
 from devstack.api import ApiServer
 from devstack.postgres import PostgresCluster, postgres_bin
 from devstack.processes import free_port
+from lm_common.facts import ADMIN_PERMISSION, permission_name
 
 CLUSTERS = ("bench-cluster-a", "bench-cluster-b")
 PRODUCT = "solver"
@@ -179,10 +180,10 @@ def deployment(root: Path) -> Iterator[Deployment]:
             for index, port in enumerate(ports)
         ]
         servers[0].migrate()
-        admin = servers[0].create_client("bench-admin", ["license-manager:admin"])
+        admin = servers[0].create_client("bench-admin", [ADMIN_PERMISSION])
         clusters = [
             servers[0].create_client(
-                name, ["license-manager:job:create", "license-manager:feature:update"]
+                name, [permission_name("job", "create"), permission_name("feature", "update")]
             )
             for name in CLUSTERS
         ]

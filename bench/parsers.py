@@ -10,8 +10,9 @@ import json
 import statistics
 import time
 
-from agent.parsers import SERVER_TYPES, parse
+from agent.parsers import parse
 from agent.simulator.formats import RENDERERS
+from lm_common.facts import SERVER_TYPES
 
 CHECKOUTS = 10_000
 FEATURES = 100

@@ -21,13 +21,13 @@ from typing import Any
 
 from agent import reconcile
 from agent.api import ApiClient
-from agent.config import TOOL_BY_SERVER_TYPE, AgentConfig, ToolPaths
+from agent.config import AgentConfig, ToolPaths
 from agent.polling import poll_all
 from agent.simulator.main import install_tools
 from agent.simulator.state import write_state
-from agent.tools import TOOL_NAMES
 from bench._stack import client_config, start_api
 from devstack.slurm import SlurmCluster
+from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS, slurm_license_name
 
 SERVERS = 20
 FEATURES_PER_SERVER = 5
@@ -37,16 +37,6 @@ STALE_JOBS_PER_CYCLE = 10
 CYCLES = 5
 TARGET_SECONDS = 2.0
 PRODUCT = "bench"
-AGENT_PERMISSIONS = [
-    "license-manager:configuration:read",
-    "license-manager:feature:read",
-    "license-manager:feature:update",
-    "license-manager:job:read",
-    "license-manager:job:create",
-    "license-manager:job:delete",
-    "license-manager:booking:read",
-    "license-manager:booking:delete",
-]
 
 
 def feature_name(server: int, feature: int) -> str:
@@ -82,10 +72,10 @@ def stack(root: Path) -> Iterator[AgentConfig]:
         api, clients = start_api(
             root,
             cleanup,
-            {"bench-admin": ["license-manager:admin"], "bench-cluster": AGENT_PERMISSIONS},
+            {"bench-admin": [ADMIN_PERMISSION], "bench-cluster": AGENT_PERMISSIONS},
         )
         licenses = {
-            f"{PRODUCT}.{feature_name(s, n)}@flexlm": TOTAL_PER_FEATURE
+            slurm_license_name(PRODUCT, feature_name(s, n), "flexlm"): TOTAL_PER_FEATURE
             for s in range(SERVERS)
             for n in range(FEATURES_PER_SERVER)
         }
@@ -101,13 +91,9 @@ def stack(root: Path) -> Iterator[AgentConfig]:
             return client_config(api, clients[client], cache, log_file=None, **settings)
 
         seed(ApiClient(agent_config("bench-admin")), clients["bench-cluster"]["client_id"])
-        tools = {
-            field: str(root / "tools" / TOOL_NAMES[kind])
-            for kind, field in TOOL_BY_SERVER_TYPE.items()
-        }
         yield agent_config(
             "bench-cluster",
-            tools=ToolPaths(**tools, scontrol="/usr/bin/scontrol", squeue="/usr/bin/squeue"),
+            tools=ToolPaths.in_directory(root / "tools", "/usr/bin/scontrol", "/usr/bin/squeue"),
             slurm_conf=str(slurm.conf_file),
             lock_file=str(root / "reconcile.lock"),
             state_file=str(root / "reconcile-state.json"),

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-SERVER_TYPES = ("flexlm", "rlm", "lsdyna", "lmx", "olicense", "dsls")
+from lm_common.facts import SERVER_TYPES
+
 ACTIONS = ("list", "show", "create", "update", "delete")
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +71,7 @@ class ApiServer:
     def migrate(self) -> None:
         self.backend_command("db", "upgrade")
 
-    def create_client(self, name: str, permissions: list[str]) -> dict[str, str]:
+    def create_client(self, name: str, permissions: Iterable[str]) -> dict[str, str]:
         """A new OAuth client: `{"client_id", "client_secret"}`."""
         output = self.backend_command(
             "clients", "create", "--name", name, "--permissions", *permissions, "--json"

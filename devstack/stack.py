@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,30 +29,7 @@ from devstack.processes import (
     wait_for,
 )
 from devstack.slurm import SlurmCluster
-
-# What a cluster's agent may do (docs/architecture.md, "Identity").
-AGENT_PERMISSIONS = [
-    f"license-manager:{permission}"
-    for permission in (
-        "configuration:read",
-        "license-server:read",
-        "product:read",
-        "feature:read",
-        "feature:update",
-        "job:read",
-        "job:create",
-        "job:delete",
-        "booking:read",
-        "booking:delete",
-    )
-]
-ADMIN_PERMISSIONS = ["license-manager:admin"]
-
-
-def permission_list(permissions: list[str]) -> list[str]:
-    """`lm-backend clients create --permissions` takes one space-separated value."""
-    return [" ".join(permissions)]
-
+from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS, slurm_license_name
 
 # A few reconcile cycles, on a machine busy with other test runs.
 REPORT_TIMEOUT = 30.0
@@ -162,7 +140,7 @@ class Pool:
     @property
     def slurm_license(self) -> str:
         """The name in Licenses= and `sbatch -L` (the agent's default template)."""
-        return f"{self.product}.{self.feature}@{self.server_type}"
+        return slurm_license_name(self.product, self.feature, self.server_type)
 
 
 @dataclass
@@ -253,7 +231,7 @@ class Stack:
                 self.api.database_url = self.postgres.ensure_database("license_manager")
             self.api.migrate()
             self.api.start()
-            self._admin_client = self._client(self._admin_client, "admin", ADMIN_PERMISSIONS)
+            self._admin_client = self._client(self._admin_client, "admin", [ADMIN_PERMISSION])
             self.admin = ApiSession(self.api.url, self._admin_client)
             if api_only:
                 self._save()
@@ -272,7 +250,9 @@ class Stack:
             self.stop()
             raise
 
-    def _client(self, known: dict[str, str], name: str, permissions: list[str]) -> dict[str, str]:
+    def _client(
+        self, known: dict[str, str], name: str, permissions: Iterable[str]
+    ) -> dict[str, str]:
         """Credentials that work: the saved ones if the API still accepts them, else new ones."""
         if known:
             try:
@@ -280,7 +260,7 @@ class Stack:
                 return known
             except StackError:
                 pass  # the database was recreated: make the client again
-        return self.api.create_client(name, permission_list(permissions))
+        return self.api.create_client(name, permissions)
 
     def stop(self) -> None:
         """Stop the reconcile loop, Slurm, the API and PostgreSQL (only those we started)."""

@@ -23,7 +23,8 @@ from agent.simulator.state import (
     find_server,
     read_state,
 )
-from agent.tools import TOOL_NAMES, match_arguments
+from agent.tools import match_arguments
+from lm_common.facts import TOOL_BY_SERVER_TYPE
 
 USAGE_EXIT_CODE = 2
 HANG_SECONDS = 24 * 3600
@@ -42,14 +43,17 @@ def main(server_type: str, baked_state: str | None) -> int:
     """Run as the `server_type` tool; the state path baked in at install wins over the env."""
     state_path = baked_state or os.environ.get(STATE_ENV)
     if not state_path:
-        print(f"{TOOL_NAMES[server_type]}: no simulator state: set {STATE_ENV}", file=sys.stderr)
+        print(
+            f"{TOOL_BY_SERVER_TYPE[server_type]}: no simulator state: set {STATE_ENV}",
+            file=sys.stderr,
+        )
         return USAGE_EXIT_CODE
     try:
         if server_type == "dsls":
             return _run_dsls(sys.argv[1:], state_path, sys.stdin, sys.stdout)
         return _run_tool(server_type, sys.argv[1:], state_path, sys.stdout)
     except SimulatorError as error:
-        print(f"{TOOL_NAMES[server_type]}: {error}", file=sys.stderr)
+        print(f"{TOOL_BY_SERVER_TYPE[server_type]}: {error}", file=sys.stderr)
         return error.exit_code
 
 

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent.parsers import SERVER_TYPES
 from agent.simulator.formats import free_licenses
 from agent.simulator.state import (
     FAULTS,
@@ -30,7 +29,8 @@ from agent.simulator.state import (
     state_lock,
     write_state,
 )
-from agent.tools import TOOL_NAMES, valid_host
+from agent.tools import valid_host
+from lm_common.facts import SERVER_TYPES, TOOL_BY_SERVER_TYPE
 
 # Names the real tools print as one token: letters, digits, and - _ . (features also :).
 _FEATURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]*")
@@ -196,7 +196,7 @@ def install_tools(directory: Path, state: Path | None) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     package_root = str(Path(__file__).resolve().parents[2])
     written = []
-    for server_type, tool in TOOL_NAMES.items():
+    for server_type, tool in TOOL_BY_SERVER_TYPE.items():
         path = directory / tool
         path.write_text(
             _TOOL_SCRIPT.format(

@@ -20,7 +20,6 @@ from backend.auth.issuer import blp as issuer_blp
 from backend.auth.issuer import create_authorization_server
 from backend.auth.keys import load_key_file, load_or_create_database_key
 from backend.auth.permissions import (
-    ADMIN_PERMISSION,
     Identity,
     UnknownPermissionError,
     has_permission,
@@ -36,6 +35,7 @@ from backend.auth.tokens import (
 )
 from backend.extensions import db
 from backend.settings import Settings
+from lm_common.facts import ADMIN_PERMISSION
 
 __all__ = [
     "ADMIN_PERMISSION",

@@ -12,9 +12,10 @@ from flask import current_app, g, request
 from flask_smorest import abort
 from flask_smorest.utils import load_info_from_docstring
 
-from backend.auth.permissions import Identity, has_permission, may_access_cluster, permission_name
+from backend.auth.permissions import Identity, has_permission, may_access_cluster
 from backend.auth.provider import ProviderUnavailableError
 from backend.auth.tokens import InvalidTokenError
+from lm_common.facts import permission_name
 
 SECURITY_SCHEME = "bearerAuth"
 View = TypeVar("View", bound=Callable[..., Any])

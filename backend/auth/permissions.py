@@ -5,25 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-PREFIX = "license-manager"
-ADMIN_PERMISSION = f"{PREFIX}:admin"
-RESOURCES = ("configuration", "license-server", "product", "feature", "job", "booking")
-ACTIONS = ("read", "create", "update", "delete")
-ALL_PERMISSIONS = (
+from lm_common.facts import (
+    ACTIONS,
     ADMIN_PERMISSION,
-    *(f"{PREFIX}:{resource}:{action}" for resource in RESOURCES for action in ACTIONS),
+    ALL_PERMISSIONS,
+    PERMISSION_PREFIX,
+    RESOURCES,
+    UnknownPermissionError,
+    permission_name,
 )
-
-
-class UnknownPermissionError(ValueError):
-    """A permission name is not one the API understands (typo, wrong prefix)."""
-
-
-def permission_name(resource: str, action: str) -> str:
-    """The permission string guarding `action` on `resource`, e.g. license-manager:job:create."""
-    if resource not in RESOURCES or action not in ACTIONS:
-        raise UnknownPermissionError(f"no permission for {action!r} on {resource!r}")
-    return f"{PREFIX}:{resource}:{action}"
 
 
 def validate_permission_names(names: Iterable[str]) -> list[str]:
@@ -33,7 +23,7 @@ def validate_permission_names(names: Iterable[str]) -> list[str]:
     if unknown:
         raise UnknownPermissionError(
             f"unknown permission(s): {', '.join(unknown)}; valid: {ADMIN_PERMISSION} or "
-            f"{PREFIX}:<resource>:<action> with resource in {', '.join(RESOURCES)} "
+            f"{PERMISSION_PREFIX}:<resource>:<action> with resource in {', '.join(RESOURCES)} "
             f"and action in {', '.join(ACTIONS)}"
         )
     return unique

@@ -18,24 +18,13 @@ import pytest
 import yaml
 
 from agent.api import ApiClient
-from agent.config import AgentConfig
+from agent.config import AgentConfig, ToolPaths
 from devstack.api import ApiServer
 from devstack.postgres import PostgresCluster
 from devstack.processes import console_script, free_port
+from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS, TOOL_BY_SERVER_TYPE
 
 LM_AGENT = console_script("lm-agent")
-AGENT_PERMISSIONS = [
-    f"license-manager:{resource}:{action}"
-    for resource, actions in {
-        "configuration": ("read",),
-        "license-server": ("read",),
-        "product": ("read",),
-        "feature": ("read", "update"),
-        "job": ("read", "create", "delete"),
-        "booking": ("read", "delete"),
-    }.items()
-    for action in actions
-]
 WriteConfig = Callable[..., Path]
 CATALOG_TABLES = "bookings, jobs, features, products, license_servers, configurations"
 
@@ -78,7 +67,7 @@ def api_server(
         extra_env={"GUNICORN_CMD_ARGS": access_options},
     )
     server.migrate()
-    admin = server.create_client("agent-tests-admin", ["license-manager:admin"])
+    admin = server.create_client("agent-tests-admin", [ADMIN_PERMISSION])
     server.start()
     try:
         yield LiveApi(
@@ -95,7 +84,7 @@ def api_server(
 @pytest.fixture(scope="session")
 def cluster_client(api_server: LiveApi) -> dict[str, str]:
     """The OAuth client of cluster `cluster-a`'s agent, with the agent's permissions."""
-    return api_server.server.create_client("cluster-a", [" ".join(AGENT_PERMISSIONS)])
+    return api_server.server.create_client("cluster-a", AGENT_PERMISSIONS)
 
 
 @pytest.fixture
@@ -221,15 +210,11 @@ class Simulator:
             self("add-feature", "--server", address, name, "--total", str(total))
 
     def tool(self, server_type: str) -> str:
-        from agent.tools import TOOL_NAMES
+        return str(self.tools_dir / TOOL_BY_SERVER_TYPE[server_type])
 
-        return str(self.tools_dir / TOOL_NAMES[server_type])
-
-    def tool_paths(self) -> dict[str, str]:
-        """The `tools` settings of agent.yaml pointing at the fake tools."""
-        from agent.config import TOOL_BY_SERVER_TYPE
-
-        return {field: self.tool(kind) for kind, field in TOOL_BY_SERVER_TYPE.items()}
+    def tool_paths(self) -> ToolPaths:
+        """The `tools` settings pointing at the fake tools (and the real Slurm commands)."""
+        return ToolPaths.in_directory(self.tools_dir, "/usr/bin/scontrol", "/usr/bin/squeue")
 
     def running_tools(self) -> list[int]:
         """Pids of fake tools still running (a killed, hung tool must not linger)."""

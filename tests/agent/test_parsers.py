@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.parsers import SERVER_TYPES, Checkout, FeatureUsage, ServerUnreadable, parse
+from agent.parsers import Checkout, FeatureUsage, ServerUnreadable, parse
+from lm_common.facts import SERVER_TYPES
 
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "real"

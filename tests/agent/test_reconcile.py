@@ -16,13 +16,13 @@ import pytest
 
 from agent import reconcile
 from agent.api import ApiClient
-from agent.config import AgentConfig, ToolPaths
+from agent.config import AgentConfig
 from agent.lock import exclusive_lock
 from agent.slurm import Slurm, SlurmJob, SlurmLicense
 from devstack.processes import free_port, wait_for
 from devstack.slurm import SlurmCluster
+from lm_common.facts import AGENT_PERMISSIONS
 from tests.agent.conftest import (
-    AGENT_PERMISSIONS,
     LM_AGENT,
     LiveApi,
     Simulator,
@@ -127,9 +127,7 @@ def site(
         live_api.url,
         cluster_client,
         tmp_path / "token-cache",
-        tools=ToolPaths(
-            **simulator.tool_paths(), scontrol="/usr/bin/scontrol", squeue="/usr/bin/squeue"
-        ),
+        tools=simulator.tool_paths(),
         slurm_conf=str(slurm_cluster.conf_file),
         reservation_name=f"lm_test_{uuid.uuid4().hex[:8]}",
         lock_file=str(tmp_path / "reconcile.lock"),

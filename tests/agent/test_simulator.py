@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.parsers import SERVER_TYPES, ServerUnreadable, parse
+from agent.parsers import ServerUnreadable, parse
 from agent.simulator.fake_tool import USAGE_EXIT_CODE
 from agent.simulator.formats import DOWN_EXIT_CODE, GARBAGE
 from agent.simulator.main import main as simulator
-from agent.tools import TOOL_NAMES, tool_command
+from agent.tools import tool_command
 from devstack.processes import console_script
+from lm_common.facts import SERVER_TYPES, TOOL_BY_SERVER_TYPE
 
 REAL = Path(__file__).parent / "data" / "real"
 PORT = 27000
@@ -62,7 +63,9 @@ class Simulator:
         )
 
     def popen(self, server_type: str, host: str = "lic1", port: int = PORT) -> subprocess.Popen:
-        command = tool_command(server_type, str(self.bin / TOOL_NAMES[server_type]), host, port)
+        command = tool_command(
+            server_type, str(self.bin / TOOL_BY_SERVER_TYPE[server_type]), host, port
+        )
         process = subprocess.Popen(
             command.argv,
             stdin=subprocess.PIPE,
@@ -237,7 +240,7 @@ def test_latency_delays_the_answer(sim: Simulator) -> None:
 
 @pytest.mark.parametrize("server_type", SERVER_TYPES)
 def test_tools_refuse_other_arguments_with_a_usage_error(sim: Simulator, server_type: str) -> None:
-    tool = str(sim.bin / TOOL_NAMES[server_type])
+    tool = str(sim.bin / TOOL_BY_SERVER_TYPE[server_type])
     good = tool_command(server_type, tool, "lic1", PORT).argv
     for argv in ([tool], [*good, "-x"], [tool, "--help"]):
         result = subprocess.run(argv, capture_output=True, text=True, env={}, input="", timeout=30)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.parsers import SERVER_TYPES
-from agent.tools import TOOL_NAMES, ToolCommand, match_arguments, tool_command
+from agent.tools import ToolCommand, match_arguments, tool_command
+from lm_common.facts import SERVER_TYPES
 
 
 @pytest.mark.parametrize(
@@ -42,8 +42,10 @@ def test_command_lines_are_the_real_tools(server_type: str, expected: ToolComman
     assert tool_command(server_type, "/opt/lmutil", "lic-1.example.com", 27000) == expected
 
 
-def test_every_server_type_has_a_tool_name() -> None:
-    assert set(TOOL_NAMES) == set(SERVER_TYPES)
+@pytest.mark.parametrize("server_type", SERVER_TYPES)
+def test_every_server_type_has_a_command_line(server_type: str) -> None:
+    command = tool_command(server_type, "/opt/tool", "lic1", 27000)
+    assert command.argv[0] == "/opt/tool" and len(command.argv) > 1
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ import pytest
 
 from agent.config import AgentConfig
 from devstack.processes import wait_for
-from devstack.stack import AGENT_PERMISSIONS, ApiSession, Pool, Stack, permission_list
+from devstack.stack import ApiSession, Pool, Stack
+from lm_common.facts import AGENT_PERMISSIONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 
@@ -271,7 +272,7 @@ def other_cluster(stack: Stack, name: str, pool: Pool, total: int) -> ApiSession
     Its agent has read the server once (all `total` tokens free) and reported it, as
     `lm-agent reconcile` would: the API books nothing on a pool nobody has read.
     """
-    credentials = stack.api.create_client(f"cluster-{name}", permission_list(AGENT_PERMISSIONS))
+    credentials = stack.api.create_client(f"cluster-{name}", AGENT_PERMISSIONS)
     other = ApiSession(stack.api.url, credentials)
     stack.add_pool(pool.product, pool.feature, total, cluster_client_id=credentials["client_id"],
                    servers=pool.servers)  # fmt: skip

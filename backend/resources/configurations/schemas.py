@@ -2,10 +2,10 @@
 
 from marshmallow import Schema, fields, validate
 
-from backend.models import SERVER_TYPES
 from backend.resources.features.schemas import FeatureSchema
 from backend.resources.fields import Count, PartialUpdate, Text
 from backend.resources.license_servers.schemas import LicenseServerSchema
+from lm_common.facts import SERVER_TYPES
 
 
 class ConfigurationSchema(Schema):
