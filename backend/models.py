@@ -20,6 +20,8 @@ from backend.extensions import db
 from lm_common.facts import SERVER_TYPES
 
 REPORT_STATUSES = ("ok", "unreachable")
+# What the epilog did about a job that died for lack of a license.
+LICENSE_FAILURE_ACTIONS = ("requeued", "left_failed")
 
 
 def utcnow() -> datetime:
@@ -170,6 +172,33 @@ class Booking(db.Model):
 
     job: Mapped[Job] = relationship(back_populates="bookings")
     feature: Mapped[Feature] = relationship(back_populates="bookings")
+
+
+class LicenseFailure(db.Model):
+    """A job the epilog found dead for lack of a license, and what it did about it (history)."""
+
+    __tablename__ = "license_failures"
+    __table_args__ = (
+        CheckConstraint(
+            "action IN ({})".format(", ".join(f"'{a}'" for a in LICENSE_FAILURE_ACTIONS)),
+            name="known_action",
+        ),
+        CheckConstraint("requeue_count >= 0", name="requeue_count_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slurm_job_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    cluster_client_id: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    username: Mapped[str] = mapped_column(String(255), nullable=False)
+    feature: Mapped[str] = mapped_column(String(511), nullable=False)
+    matched_rule: Mapped[str] = mapped_column(String(511), nullable=False)
+    output_file: Mapped[str | None] = mapped_column(String(4096))
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    requeue_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow
+    )
 
 
 class OAuthClient(db.Model):

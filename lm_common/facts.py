@@ -29,6 +29,7 @@ RESOURCES: tuple[str, ...] = (
     "feature",
     "job",
     "booking",
+    "license-failure",
 )
 ACTIONS: tuple[str, ...] = ("read", "create", "update", "delete")
 ALL_PERMISSIONS: tuple[str, ...] = (
@@ -49,7 +50,8 @@ def permission_name(resource: str, action: str) -> str:
 
 
 # What a cluster's agent needs: read its pools, report usage, post and delete its jobs (prolog,
-# epilog, reconcile) and release stale bookings. Nothing else: an agent cannot change pools.
+# epilog, reconcile), release stale bookings and record license failures (epilog). Nothing
+# else: an agent cannot change pools.
 AGENT_PERMISSIONS: tuple[str, ...] = tuple(
     f"{PERMISSION_PREFIX}:{resource}:{action}"
     for resource, actions in (
@@ -59,6 +61,7 @@ AGENT_PERMISSIONS: tuple[str, ...] = tuple(
         ("feature", ("read", "update")),
         ("job", ("read", "create", "delete")),
         ("booking", ("read", "delete")),
+        ("license-failure", ("read", "create")),
     )
     for action in actions
 )

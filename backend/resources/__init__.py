@@ -5,6 +5,7 @@ from backend.resources.configurations import blp as configurations_blp
 from backend.resources.features import blp as features_blp
 from backend.resources.health import blp as health_blp
 from backend.resources.jobs import blp as jobs_blp
+from backend.resources.license_failures import blp as license_failures_blp
 from backend.resources.license_servers import blp as license_servers_blp
 from backend.resources.products import blp as products_blp
 
@@ -16,4 +17,5 @@ BLUEPRINTS = (
     features_blp,
     jobs_blp,
     bookings_blp,
+    license_failures_blp,
 )

@@ -18,6 +18,7 @@ from tests.backend.catalog import Catalog
 PUBLIC_URL = "http://lm.test"
 # Rows the tests create; the built-in issuer's signing key survives so tokens stay valid.
 DATA_TABLES = (
+    "license_failures",
     "bookings",
     "jobs",
     "features",

@@ -21,6 +21,7 @@ TABLES = {
     "bookings",
     "oauth_clients",
     "signing_keys",
+    "license_failures",
 }
 
 

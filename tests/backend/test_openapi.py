@@ -22,6 +22,8 @@ ENDPOINTS = {
     "/lm/jobs/slurm_job_id/{slurm_job_id}": {"get", "delete"},
     "/lm/bookings": {"post", "get"},
     "/lm/bookings/{booking_id}": {"get", "delete"},
+    "/lm/license_failures": {"post", "get"},
+    "/lm/license_failures/{failure_id}": {"get"},
     "/lm/health": {"get"},
 }
 GUARDED = [

@@ -68,7 +68,7 @@ def _list(cluster_client_id: str | None, list_args, pagination_parameters) -> li
     return [job_view(job) for job in jobs]
 
 
-def _caller_cluster() -> str:
+def caller_cluster() -> str:
     """The cluster of the token; 422 when the token names none."""
     cluster = auth.current_identity().client_id
     if not cluster:
@@ -83,7 +83,7 @@ def _visible_job(job_id: int) -> Job:
 
 
 def _own_job_by_slurm_id(slurm_job_id: str) -> Job:
-    cluster = _caller_cluster()
+    cluster = caller_cluster()
     # An id no job can have (NUL bytes, ...) is not found; PostgreSQL would refuse to compare it.
     job = (
         db.session.scalar(_jobs(cluster).where(Job.slurm_job_id == slurm_job_id))
@@ -125,7 +125,7 @@ class Jobs(MethodView):
         `untracked`.
         """
         requests = job_data.pop("bookings")
-        job_data["cluster_client_id"] = job_data.get("cluster_client_id") or _caller_cluster()
+        job_data["cluster_client_id"] = job_data.get("cluster_client_id") or caller_cluster()
         auth.ensure_cluster_access(job_data["cluster_client_id"])
         return post_job(job_data, requests)
 
@@ -138,7 +138,7 @@ class JobsOfCaller(MethodView):
     @blp.paginate()
     def get(self, list_args, pagination_parameters):
         """List the jobs of the token's cluster."""
-        return _list(_caller_cluster(), list_args, pagination_parameters)
+        return _list(caller_cluster(), list_args, pagination_parameters)
 
 
 @blp.route("/<int:job_id>")
