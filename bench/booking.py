@@ -1,4 +1,4 @@
-"""Benchmark 1: booking admission under load.
+"""Benchmark: booking admission under load.
 
 32 concurrent clients post jobs booking 2 licenses each to 2 gunicorn API processes on one
 PostgreSQL; the pools are shared by two clusters, so requests of both processes compete for
@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import requests
 from sqlalchemy import TextClause
 
 from backend.booking import BOOK_AND_STATE_SQL, LOCK_POOLS_SQL, REPLACE_JOB_SQL, RESOLVE_SQL
 from devstack.api import ApiServer
 from devstack.postgres import PostgresCluster, postgres_bin
 from devstack.processes import free_port
+from devstack.stack import ApiSession
 from lm_common.facts import ADMIN_PERMISSION, permission_name
 
 CLUSTERS = ("bench-cluster-a", "bench-cluster-b")
@@ -108,58 +108,36 @@ def _database(root: Path, cleanup: ExitStack) -> str:
     return postgres.ensure_database("bench_booking")
 
 
-def _token(api_url: str, client: dict[str, str]) -> str:
-    answer = requests.post(
-        f"{api_url}/lm/oauth/token",
-        data={"grant_type": "client_credentials"},
-        auth=(client["client_id"], client["client_secret"]),
-        timeout=30,
-    )
-    answer.raise_for_status()
-    return answer.json()["access_token"]
-
-
-def _seed(api_url: str, admin_token: str, cluster_client_ids: list[str]) -> None:
+def _seed(admin: ApiSession, cluster_client_ids: list[str]) -> None:
     """Each cluster gets a configuration on the same license server with every feature."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {admin_token}"
-
-    def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-        answer = session.post(f"{api_url}/lm/{path}", json=body, timeout=30)
-        answer.raise_for_status()
-        return answer.json()
-
-    product_id = post("products", {"name": PRODUCT})["id"]
+    product_id = admin.call("POST", "/lm/products", json={"name": PRODUCT})["id"]
     for cluster in cluster_client_ids:
-        config_id = post(
-            "configurations",
-            {"name": "bench", "cluster_client_id": cluster, "grace_time": 300, "type": "flexlm"},
-        )["id"]
-        post("license_servers", {"config_id": config_id, "host": "licserv1", "port": 27000})
+        configuration = {
+            "name": "bench",
+            "cluster_client_id": cluster,
+            "grace_time": 300,
+            "type": "flexlm",
+        }
+        config_id = admin.call("POST", "/lm/configurations", json=configuration)["id"]
+        server = {"config_id": config_id, "host": "licserv1", "port": 27000}
+        admin.call("POST", "/lm/license_servers", json=server)
         for name in FEATURES:
-            post(
-                "features",
-                {
-                    "name": name,
-                    "product_id": product_id,
-                    "config_id": config_id,
-                    "reserved": RESERVED,
-                },
-            )
+            feature = {
+                "name": name,
+                "product_id": product_id,
+                "config_id": config_id,
+                "reserved": RESERVED,
+            }
+            admin.call("POST", "/lm/features", json=feature)
 
 
-def _report_usage(api_url: str, token: str) -> None:
+def _report_usage(cluster: ApiSession) -> None:
     """The cluster's agent reports total and used: the features become bookable."""
-    answer = requests.put(
-        f"{api_url}/lm/features/by_client_id",
-        json=[
-            {"product_name": PRODUCT, "feature_name": name, "total": TOTAL, "used": USED}
-            for name in FEATURES
-        ],
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    answer.raise_for_status()
+    usage = [
+        {"product_name": PRODUCT, "feature_name": name, "total": TOTAL, "used": USED}
+        for name in FEATURES
+    ]
+    cluster.call("PUT", "/lm/features/by_client_id", json=usage)
 
 
 @contextmanager
@@ -190,16 +168,16 @@ def deployment(root: Path) -> Iterator[Deployment]:
         for server in servers:
             server.start()
             cleanup.callback(server.stop)
-        _seed(servers[0].url, _token(servers[0].url, admin), [c["client_id"] for c in clusters])
-        tokens = [_token(servers[0].url, client) for client in clusters]
-        for token in tokens:
-            _report_usage(servers[0].url, token)
+        _seed(ApiSession(servers[0].url, admin), [c["client_id"] for c in clusters])
+        sessions = [ApiSession(servers[0].url, client) for client in clusters]
+        for session in sessions:
+            _report_usage(session)
         yield Deployment(
             database_url,
             [server.url for server in servers],
             [server.running_pid() for server in servers],
             [client["client_id"] for client in clusters],
-            tokens,
+            [session.token for session in sessions],
         )
 
 

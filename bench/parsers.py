@@ -1,4 +1,4 @@
-"""Benchmark 3: parsing an lmstat output with 10,000 checkouts must take <= 100 ms.
+"""Benchmark: parsing an lmstat output with 10,000 checkouts must take <= 100 ms.
 
 The outputs come from the simulator's renderers (the real formats); the other five formats are
 measured with the same load for comparison.

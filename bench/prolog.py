@@ -1,4 +1,4 @@
-"""Benchmark 1: PrologSlurmctld wall time, process start to exit, as slurmctld runs it (a fresh
+"""Benchmark: PrologSlurmctld wall time, process start to exit, as slurmctld runs it (a fresh
 `lm-agent prolog` with only the job's SLURM_* variables, no PATH/HOME/USER) against the real API
 on localhost (gunicorn, PostgreSQL). Targets: a job with 2 tracked licenses p50 <= 120 ms and
 p95 <= 200 ms; a job without licenses p50 <= 40 ms.
@@ -33,6 +33,7 @@ import yaml
 
 from agent.api import ApiClient
 from bench._stack import client_config, start_api
+from lm_common.facts import ADMIN_PERMISSION, permission_name
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RUNS = 60
@@ -40,7 +41,7 @@ WARM_UP_RUNS = 3
 TARGETS_MS = {"licensed_p50": 120, "licensed_p95": 200, "unlicensed_p50": 40}
 # Plenty of tokens: every measured job is granted and keeps its booking.
 FEATURES = {"abaqus.abaqus": 100_000, "ansys.cfd": 100_000}
-CLUSTER_PERMISSIONS = ["license-manager:feature:update", "license-manager:job:create"]
+CLUSTER_PERMISSIONS = [permission_name("feature", "update"), permission_name("job", "create")]
 
 
 @contextmanager
@@ -50,7 +51,7 @@ def api_with_pool(root: Path) -> Iterator[Path]:
         api, clients = start_api(
             root,
             cleanup,
-            {"bench-admin": ["license-manager:admin"], "bench-cluster": CLUSTER_PERMISSIONS},
+            {"bench-admin": [ADMIN_PERMISSION], "bench-cluster": CLUSTER_PERMISSIONS},
         )
         admin = ApiClient(client_config(api, clients["bench-admin"], root / "admin-cache"))
         cluster = ApiClient(client_config(api, clients["bench-cluster"], root / "seed-cache"))

@@ -1,4 +1,4 @@
-"""Benchmark 2: one reconcile cycle with 100 features on 20 simulated license servers whose tools
+"""Benchmark: one reconcile cycle with 100 features on 20 simulated license servers whose tools
 each take 300 ms must finish within 2 s.
 
 The whole stack is real and throw-away: PostgreSQL, the API under gunicorn, a single-node Slurm

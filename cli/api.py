@@ -9,10 +9,19 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-import requests
+from lm_common import api
+from lm_common.api import (
+    ApiResponse,
+    ApiUnreachable,
+    ClientCredentials,
+    DiscoveryError,
+    StaticToken,
+    TokenError,
+    TokenSource,
+    pagination,
+)
 
 API_PREFIX = "/lm"
-DISCOVERY_PATH = "/.well-known/openid-configuration"
 CREDENTIALS_HINT = "give --token, or --client-id and --client-secret (or LM_TOKEN, LM_CLIENT_ID...)"
 # The API nests field errors under the request part that was wrong; the part adds nothing.
 REQUEST_LOCATIONS = ("json", "query", "path", "form", "headers")
@@ -22,23 +31,22 @@ class CliError(Exception):
     """A failure lm-cli reports as one line on stderr, exiting with status 1."""
 
 
-def status_phrase(response: requests.Response) -> str:
+def status_phrase(response: ApiResponse) -> str:
     """`Not Found` rather than the server's spelling (werkzeug says `NOT FOUND`)."""
     try:
-        return HTTPStatus(response.status_code).phrase
+        return HTTPStatus(response.status).phrase
     except ValueError:
         return response.reason or ""
 
 
-def describe_error_response(response: requests.Response) -> str:
+def describe_error_response(response: ApiResponse) -> str:
     """`409 Conflict: message (field: reason; ...)` from the API's (or an OAuth) JSON error body.
 
     Field errors the message already tells (by field name or by reason) are not repeated.
     """
-    heading = f"{response.status_code} {status_phrase(response)}".rstrip()
-    try:
-        body = response.json()
-    except ValueError:
+    heading = f"{response.status} {status_phrase(response)}".rstrip()
+    body = response.body
+    if not response.is_json:
         return f"{heading} from {response.url}"
     if not isinstance(body, Mapping):
         return f"{heading}: {json.dumps(body)}"
@@ -103,27 +111,22 @@ def flatten_errors(errors: Any, prefix: str = "") -> list[FieldError]:
     return [FieldError(prefix, str(errors))]
 
 
-def connection_failure(url: str, error: requests.RequestException) -> CliError:
-    """A short reason (`Connection refused`) instead of urllib3's nested exception text."""
-    if isinstance(error, requests.Timeout):
-        return CliError(f"cannot reach the API at {url}: no answer in time")
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(error))
-    reason = found.group(1).strip() if found else type(error).__name__
-    return CliError(f"cannot reach the API at {url}: {reason}")
+def token_failure(error: TokenError) -> CliError:
+    """The issuer's refusal as one line; discovery problems as the shared client words them."""
+    response = error.response
+    if isinstance(error, DiscoveryError) or response is None or response.ok:
+        return CliError(str(error))
+    return CliError(f"token request refused: {describe_error_response(response)}")
 
 
-def json_body(response: requests.Response, expected: type) -> Any:
+def json_body(response: ApiResponse, expected: type) -> Any:
     """The answer's JSON, if it is the kind the endpoint returns; else --url is likely wrong."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, expected):
+    if not response.is_json or not isinstance(response.body, expected):
         raise CliError(
-            f"{response.url} answered {response.status_code} without the expected JSON: "
+            f"{response.url} answered {response.status} without the expected JSON: "
             "is --url the License Manager API?"
         )
-    return body
+    return response.body
 
 
 @dataclass(frozen=True)
@@ -134,23 +137,31 @@ class Page:
     pagination: dict[str, Any] | None
 
 
+def token_source(
+    token: str | None,
+    issuer_url: str,
+    client_id: str | None,
+    client_secret: str | None,
+    timeout: float,
+) -> TokenSource | None:
+    """Where lm-cli's bearer tokens come from: --token, else client credentials, else none."""
+    if token:
+        return StaticToken(token)
+    if client_id and client_secret:
+        return ClientCredentials(issuer_url, client_id, client_secret, timeout=timeout)
+    return None
+
+
 class ApiClient:
-    """Calls /lm endpoints of one API with one bearer token (or none, to let the API say 401)."""
+    """Calls /lm endpoints of one API with tokens from `tokens` (None: none, so the API says 401).
 
-    def __init__(self, base_url: str, token: str | None, timeout: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-        self.has_credentials = bool(token)
+    Every failure becomes a CliError of one line.
+    """
 
-    def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One HTTP request; connection problems become a CliError naming the address."""
-        try:
-            return self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as error:
-            raise connection_failure(self.base_url, error) from None
+    def __init__(self, base_url: str, tokens: TokenSource | None, timeout: float) -> None:
+        self.http = api.ApiClient(base_url, tokens, timeout=timeout)
+        self.base_url = self.http.base_url
+        self.has_credentials = tokens is not None
 
     def request(
         self,
@@ -159,13 +170,16 @@ class ApiClient:
         *,
         params: Mapping[str, Any] | None = None,
         payload: Any = None,
-    ) -> requests.Response:
-        response = self.send(
-            method, f"{self.base_url}{API_PREFIX}{path}", params=params, json=payload
-        )
-        if response.status_code == 401 and not self.has_credentials:
+    ) -> ApiResponse:
+        try:
+            response = self.http.request(method, API_PREFIX + path, params=params, json=payload)
+        except ApiUnreachable as error:
+            raise CliError(f"cannot reach the API at {self.base_url}: {error.reason}") from None
+        except TokenError as error:
+            raise token_failure(error) from None
+        if response.status == 401 and not self.has_credentials:
             raise CliError(f"{describe_error_response(response)}; {CREDENTIALS_HINT}")
-        if response.status_code >= 400:
+        if response.status >= 400:
             raise CliError(describe_error_response(response))
         return response
 
@@ -174,11 +188,8 @@ class ApiClient:
 
     def list_page(self, path: str, params: Mapping[str, Any]) -> Page:
         response = self.request("GET", path, params=params)
-        try:
-            pagination = json.loads(response.headers.get("X-Pagination") or "null")
-        except ValueError:
-            pagination = None  # only the footer needs it
-        return Page(json_body(response, list), pagination)
+        # Only the footer needs the pagination metadata.
+        return Page(json_body(response, list), pagination(response) or None)
 
     def post(self, path: str, payload: Mapping[str, Any]) -> Any:
         return json_body(self.request("POST", path, payload=payload), Mapping)
@@ -188,27 +199,3 @@ class ApiClient:
 
     def delete(self, path: str) -> None:
         self.request("DELETE", path)
-
-
-def fetch_token(issuer_url: str, client_id: str, client_secret: str, timeout: float) -> str:
-    """Exchange client credentials for a token at the issuer's discovered token endpoint."""
-    probe = ApiClient(issuer_url, token=None, timeout=timeout)
-    discovery = probe.send("GET", f"{probe.base_url}{DISCOVERY_PATH}")
-    if discovery.status_code != 200:
-        raise CliError(f"no OpenID discovery document at {issuer_url}: {discovery.status_code}")
-    try:
-        token_endpoint = discovery.json()["token_endpoint"]
-    except (ValueError, KeyError, TypeError):
-        raise CliError(f"the discovery document at {issuer_url} names no token_endpoint") from None
-    answer = probe.send(
-        "POST",
-        token_endpoint,
-        data={"grant_type": "client_credentials"},
-        auth=(client_id, client_secret),
-    )
-    if answer.status_code != 200:
-        raise CliError(f"token request refused: {describe_error_response(answer)}")
-    try:
-        return answer.json()["access_token"]
-    except (ValueError, KeyError, TypeError):
-        raise CliError(f"the token endpoint {token_endpoint} answered no access_token") from None

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cli import output
-from cli.api import ApiClient, CliError, fetch_token
+from cli.api import ApiClient, CliError, token_source
 from cli.resources import RESOURCES, Resource, positive_int
 
 DEFAULT_TIMEOUT = 30
@@ -234,11 +234,9 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def connect(args: argparse.Namespace) -> ApiClient:
-    token = args.token
-    if not token and args.client_id:
-        issuer = args.issuer_url or args.url
-        token = fetch_token(issuer, args.client_id, args.client_secret, args.timeout)
-    return ApiClient(args.url, token, args.timeout)
+    issuer = args.issuer_url or args.url
+    tokens = token_source(args.token, issuer, args.client_id, args.client_secret, args.timeout)
+    return ApiClient(args.url, tokens, args.timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
 from devstack.api import ApiServer
@@ -29,8 +28,11 @@ from devstack.processes import (
     wait_for,
 )
 from devstack.slurm import SlurmCluster
+from lm_common import api
 from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS, slurm_license_name
 
+# Seconds the API may take to answer one request.
+HTTP_TIMEOUT = 10.0
 # A few reconcile cycles, on a machine busy with other test runs.
 REPORT_TIMEOUT = 30.0
 HOOK_SCRIPT = """#!/bin/sh
@@ -43,40 +45,40 @@ class StackError(RuntimeError):
     """A piece of the stack did not come up, or the API refused a set-up request."""
 
 
-class ApiSession:
-    """The API over HTTP as one OAuth client (the admin, or another cluster) uses it."""
+class ApiSession(api.ApiClient):
+    """The API over HTTP as one OAuth client (the admin, or another cluster) uses it.
+
+    `request` answers any status (the caller looks at it); `call` must succeed.
+    """
 
     def __init__(self, url: str, credentials: dict[str, str]) -> None:
-        self.url = url
         self.credentials = credentials
-        self.session = requests.Session()
-        self.token = ""
+        self.client = api.ClientCredentials(
+            url, credentials["client_id"], credentials["client_secret"], timeout=HTTP_TIMEOUT
+        )
+        super().__init__(url, self.client, timeout=HTTP_TIMEOUT)
+
+    @property
+    def url(self) -> str:
+        return self.base_url
+
+    @property
+    def token(self) -> str:
+        return self.fetch_token()
 
     def fetch_token(self) -> str:
-        answer = requests.post(
-            f"{self.url}/lm/oauth/token",
-            data={"grant_type": "client_credentials"},
-            auth=(self.credentials["client_id"], self.credentials["client_secret"]),
-            timeout=10,
-        )
-        if answer.status_code != 200:
-            raise StackError(f"token refused ({answer.status_code}): {answer.text}")
-        self.token = answer.json()["access_token"]
-        self.session.headers["Authorization"] = f"Bearer {self.token}"
-        return self.token
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Any request; the caller looks at the status (a fresh token is fetched if needed)."""
-        if not self.token:
-            self.fetch_token()
-        return self.session.request(method, f"{self.url}{path}", timeout=10, **kwargs)
+        """The client's current token (fetched when it has none); StackError when refused."""
+        try:
+            return self.client.token()
+        except api.ApiError as error:
+            raise StackError(f"token refused: {error}") from None
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """A request that must succeed; returns the decoded JSON body (None for 204)."""
         answer = self.request(method, path, **kwargs)
         if not answer.ok:
-            raise StackError(f"{method} {path} answered {answer.status_code}: {answer.text}")
-        return answer.json() if answer.content else None
+            raise StackError(f"{method} {path} answered {answer.status}: {answer.body}")
+        return answer.body if answer.is_json else None
 
 
 @dataclass

@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
 from cli.api import describe_error_response
+from lm_common.api import ApiResponse, decode_body
 
 
-def response(status: int, body: str, content_type: str = "application/json") -> requests.Response:
-    """A response as requests builds it from the wire."""
-    built = requests.Response()
-    built.status_code = status
-    built._content = body.encode()
-    built.headers["Content-Type"] = content_type
-    built.url = "http://api.example/lm/products"
-    return built
+def response(status: int, body: str, content_type: str = "application/json") -> ApiResponse:
+    """A response as the API client builds it from the wire."""
+    headers = {"content-type": content_type}
+    decoded, is_json = decode_body(body.encode(), headers)
+    return ApiResponse(status, decoded, headers, "http://api.example/lm/products", "", is_json)
 
 
 @pytest.mark.parametrize(

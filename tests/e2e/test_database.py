@@ -24,6 +24,7 @@ from devstack.api import ApiServer
 from devstack.postgres import PostgresCluster, postgres_bin
 from devstack.processes import free_port, wait_for
 from devstack.stack import ApiSession
+from lm_common.api import ApiResponse, ApiUnreachable
 
 # How long the API may take to book again once the standby was promoted: the pool's pre-ping
 # drops the dead connections and libpq tries the next host (connect_timeout bounds each try).
@@ -95,7 +96,7 @@ def make_pool(admin: ApiSession, total: int) -> int:
     return feature["id"]
 
 
-def book(admin: ApiSession, quantity: int = 1) -> tuple[str, requests.Response]:
+def book(admin: ApiSession, quantity: int = 1) -> tuple[str, ApiResponse]:
     """What a prolog posts for a new job: (its job id, the API's answer)."""
     job_id = str(next(_job_ids))
     answer = admin.request(
@@ -134,11 +135,11 @@ class Booker(threading.Thread):
         while not self.halt.is_set():
             try:
                 job_id, answer = book(self.admin)
-            except requests.RequestException:
+            except ApiUnreachable:
                 self.statuses.append(0)  # no answer at all: not granted
                 continue
-            self.statuses.append(answer.status_code)
-            if answer.status_code == 201:
+            self.statuses.append(answer.status)
+            if answer.status == 201:
                 self.granted.append(job_id)
 
 
@@ -172,7 +173,7 @@ def test_api_follows_a_promoted_standby_and_loses_no_granted_booking(
     admin = admin_session(api)
     feature_id = make_pool(admin, total=1_000_000)
     before = [book(admin) for _ in range(5)]
-    assert [answer.status_code for _, answer in before] == [201] * 5
+    assert [answer.status for _, answer in before] == [201] * 5
 
     booker = Booker(admin)
     booker.start()
@@ -183,12 +184,12 @@ def test_api_follows_a_promoted_standby_and_loses_no_granted_booking(
     health = requests.get(f"{api.url}/lm/health", timeout=10)
     assert health.status_code == 503, health.text
     _, refused = book(admin)
-    assert refused.status_code == 503, refused.text
-    assert refused.json()["message"].startswith("The database cannot be reached")
-    assert refused.headers["Retry-After"] == "5"
+    assert refused.status == 503, refused.body
+    assert refused.body["message"].startswith("The database cannot be reached")
+    assert refused.headers["retry-after"] == "5"
 
     standby.promote()
-    wait_for(lambda: book(admin)[1].status_code == 201, FAILOVER_BOUND, "a booking after failover")
+    wait_for(lambda: book(admin)[1].status == 201, FAILOVER_BOUND, "a booking after failover")
     granted_at_failover = len(booker.granted)
     wait_for(lambda: len(booker.granted) >= granted_at_failover + 10, 30, "bookings after it")
     booker.halt.set()
@@ -210,7 +211,7 @@ def test_a_restored_dump_serves_the_same_data_clients_and_tokens(
     admin = admin_session(source)
     feature_id = make_pool(admin, total=10)
     job_id, granted = book(admin, quantity=6)
-    assert granted.status_code == 201, granted.text
+    assert granted.status == 201, granted.body
     token_before = admin.token
 
     # docs/deploy.md, "Backups": pg_dump's custom format, restored into a new, empty database.
@@ -244,6 +245,6 @@ def test_a_restored_dump_serves_the_same_data_clients_and_tokens(
     ApiSession(restored.url, admin.credentials).fetch_token()  # the clients came back too
     # Admission goes on from the restored bookings: 4 of 10 are left.
     _, refused = book(admin, quantity=5)
-    assert refused.status_code == 409, refused.text
+    assert refused.status == 409, refused.body
     _, fits = book(admin, quantity=4)
-    assert fits.status_code == 201, fits.text
+    assert fits.status == 201, fits.body
