@@ -22,6 +22,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from agent.failure_settings import LicenseFailureSettings, SettingError, parse_settings
 from lm_common.facts import DEFAULT_LICENSE_NAME_TEMPLATE, TOOL_BY_SERVER_TYPE, slurm_license_name
 
 DEFAULT_CONFIG_PATH = "/etc/license-manager/agent.yaml"
@@ -136,6 +137,8 @@ class AgentConfig:
     prolog_api_unreachable: str = field(
         default="requeue", metadata={"check": _one_of(PROLOG_POLICIES)}
     )
+    # Requeueing jobs that died for lack of a license (agent.failure_settings, docs/agent.md).
+    license_failures: LicenseFailureSettings = field(default_factory=LicenseFailureSettings)
     source: str = field(default="", metadata={"internal": True})  # the file it came from
 
     def tool_path(self, server_type: str) -> str:
@@ -301,9 +304,17 @@ def _positive_seconds(name: str, value: Any) -> float:
     return float(value)
 
 
+def _license_failures(name: str, value: Any) -> LicenseFailureSettings:
+    try:
+        return parse_settings(value, name)
+    except SettingError as error:
+        raise ConfigError(str(error)) from None
+
+
 _TYPE_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "str": _text,
     "str | None": _optional_text,
     "int": _positive_int,
     "float": _positive_seconds,
+    "LicenseFailureSettings": _license_failures,
 }

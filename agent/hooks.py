@@ -7,7 +7,9 @@ the HTTP client are even imported, and a job with licenses costs one request wit
 Exit codes (slurmctld requeues a batch job whose prolog fails):
 - prolog: 0 granted (or nothing to book, or policy `allow`), 1 refused (or policy `requeue`),
   2 invalid configuration.
-- epilog: always 0; problems are logged and reconcile removes what the epilog could not.
+- epilog: always 0; problems are logged and reconcile removes what the epilog could not. A job
+  that ended with a non-zero exit code is checked for a license failure (agent.license_failure)
+  and requeued when it died for lack of a license.
 
 Anything that keeps the agent from getting an answer from the API (unreachable, 5xx, token
 refused, a value from Slurm we cannot read) follows `prolog_api_unreachable`: `requeue` keeps
@@ -19,7 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agent.slurm_env import MalformedValue, first_host, is_number, parse_job_licenses
+from agent.slurm_env import (
+    MalformedValue,
+    exit_code,
+    first_host,
+    is_number,
+    parse_job_licenses,
+)
 
 if TYPE_CHECKING:
     import logging
@@ -50,26 +58,39 @@ def prolog(environ: Mapping[str, str]) -> int:
 
 
 def epilog(environ: Mapping[str, str]) -> int:
-    """Delete the job and its bookings; never fails the epilog (reconcile is the safety net)."""
-    job_id = environ.get("SLURM_JOB_ID", "")
-    if not _may_hold_licenses(environ):
-        return 0  # the prolog booked nothing for this job
+    """Delete the job and its bookings; requeue a failed job that died for lack of a license.
+
+    Never fails the epilog: reconcile removes what could not be released, and a license-failure
+    check that cannot decide leaves the job as Slurm ended it.
+    """
+    holds_licenses = _may_hold_licenses(environ)
+    failed = exit_code(environ) != 0
+    if not (holds_licenses or failed):
+        return 0  # the prolog booked nothing and there is no failure to look at
     from agent.logs import start_command
 
     setup = start_command("epilog")
     if setup is None:
         return 0
     config, log = setup
+    if holds_licenses:
+        _release(config, log, environ.get("SLURM_JOB_ID", ""))
+    if failed and config.license_failures.requeue:
+        _check_license_failure(config, log, environ)
+    return 0
+
+
+def _release(config: AgentConfig, log: logging.Logger, job_id: str) -> None:
     if not is_number(job_id):
         log.error("job %r not released: SLURM_JOB_ID is not a job number", job_id)
-        return 0
+        return
     from agent.api import ApiClient, ApiError
 
     try:
         response = ApiClient(config).request("DELETE", f"/lm/jobs/slurm_job_id/{job_id}")
     except ApiError as error:
         log.error("job %s not released: %s; reconcile will remove it", job_id, error)
-        return 0
+        return
     if response.ok:
         log.info("job %s released: its bookings are deleted", job_id)
     elif response.status == 404:
@@ -81,7 +102,24 @@ def epilog(environ: Mapping[str, str]) -> int:
             response.status,
             response.message,
         )
-    return 0
+
+
+def _check_license_failure(
+    config: AgentConfig, log: logging.Logger, environ: Mapping[str, str]
+) -> None:
+    """agent.license_failure, imported for failed jobs only; any error leaves the job alone."""
+    try:
+        from agent import license_failure
+
+        license_failure.handle(config, log, environ)
+    except Exception as error:  # slurmctld must get exit 0 and one clear line, never a traceback
+        log.error(
+            "job %s: license-failure check failed (%s: %s); job left as it is",
+            environ.get("SLURM_JOB_ID"),
+            type(error).__name__,
+            error,
+        )
+        log.debug("license-failure check failed", exc_info=True)
 
 
 def _may_hold_licenses(environ: Mapping[str, str]) -> bool:

@@ -246,3 +246,13 @@ class Slurm:
 
     def delete_reservation(self, name: str) -> None:
         self._run([self.scontrol, "delete", f"reservationname={name}"])
+
+    def requeue(self, job_id: str) -> None:
+        """Put an ended batch job back in the queue (PENDING); its prolog books again.
+
+        Plain `requeue`, not `requeuehold` + release: the requeued job waits BeginTime
+        (cred_expire + 1 s) and then passes the prolog like any other job, which books
+        only when the pool has the licenses. A held job would need the agent to release
+        it later and would stay stuck if the agent never did.
+        """
+        self._run([self.scontrol, "requeue", job_id])

@@ -1,13 +1,13 @@
 """What slurmctld tells its PrologSlurmctld/EpilogSlurmctld hooks through the environment.
 
 Pure functions, standard library only and no Slurm command (hooks must not call scontrol):
-`parse_job_licenses` reads SLURM_JOB_LICENSES and `first_host` / `expand_hostlist` read
-SLURM_JOB_NODELIST.
+`parse_job_licenses` reads SLURM_JOB_LICENSES, `first_host` / `expand_hostlist` read
+SLURM_JOB_NODELIST and `exit_code` the epilog's SLURM_JOB_EXIT_CODE2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 NO_VALUE = ("", "(null)")
 
@@ -121,6 +121,17 @@ def _expand_ranges(nodelist: str, ranges: str) -> Iterator[str]:
         width = len(low)
         for number in range(int(low), int(high) + 1):
             yield str(number).zfill(width)
+
+
+def exit_code(environ: Mapping[str, str]) -> int:
+    """The batch script's exit code, as EpilogSlurmctld is told: `3` of SLURM_JOB_EXIT_CODE2=`3:0`
+    (exit:signal), else of SLURM_JOB_EXIT_CODE (a wait status: 768 is exit 3); 0 when neither is
+    set or readable (Slurm 22.05 gives `0:0` for cancelled, timed-out and node-failed jobs)."""
+    code, _, _ = environ.get("SLURM_JOB_EXIT_CODE2", "").partition(":")
+    if is_number(code):
+        return int(code)
+    status = environ.get("SLURM_JOB_EXIT_CODE", "")
+    return (int(status) >> 8) & 0xFF if is_number(status) else 0
 
 
 def is_number(text: str) -> bool:

@@ -26,7 +26,9 @@ from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS, TOOL_BY_SERVER_
 
 LM_AGENT = console_script("lm-agent")
 WriteConfig = Callable[..., Path]
-CATALOG_TABLES = "bookings, jobs, features, products, license_servers, configurations"
+CATALOG_TABLES = (
+    "bookings, jobs, features, products, license_servers, configurations, license_failures"
+)
 
 
 @dataclass
