@@ -422,6 +422,15 @@ class Stack:
                 return job
         return None
 
+    def license_failures(self, slurm_job_id: int) -> list[dict[str, Any]]:
+        """This cluster's license-failure events of a Slurm job (the epilog's), oldest first."""
+        events = self._admin().call(
+            "GET",
+            "/lm/license_failures",
+            params={"slurm_job_id": str(slurm_job_id), "page_size": 100},
+        )
+        return [event for event in events if event["cluster_client_id"] == self.cluster_client_id]
+
     def reserved(self, pool: Pool) -> int:
         """Tokens of the pool the agent's license-only reservation holds right now in Slurm."""
         return self.slurm.license_usage()[pool.slurm_license]["Reserved"]
