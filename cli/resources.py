@@ -232,6 +232,24 @@ RESOURCES: tuple[Resource, ...] = (
         ),
         actions=("list", "show", "create", "delete"),
     ),
+    Resource(
+        command="license-failures",
+        singular="license failure",
+        path="/license_failures",
+        columns=(
+            Column("ID", "id"),
+            Column("SLURM JOB", "slurm_job_id"),
+            Column("CLUSTER", "cluster_client_id"),
+            Column("USER", "username"),
+            Column("FEATURE", "feature"),
+            Column("ACTION", "action"),
+            Column("REQUEUES", "requeue_count"),
+            Column("MATCHED", "matched_rule"),
+            Column("REASON", "reason"),
+            Column("TIME", "created_at", timestamp),
+        ),
+        actions=("list", "show"),
+    ),
 )
 
 RESOURCES_BY_COMMAND = {resource.command: resource for resource in RESOURCES}

@@ -26,7 +26,15 @@ from devstack.processes import console_script, free_port
 
 ADMIN = "license-manager:admin"
 # What the CLI tests create; the issuer's signing key and OAuth clients outlive a test.
-DATA_TABLES = ("bookings", "jobs", "features", "license_servers", "products", "configurations")
+DATA_TABLES = (
+    "bookings",
+    "jobs",
+    "features",
+    "license_servers",
+    "products",
+    "configurations",
+    "license_failures",
+)
 
 
 @dataclass(frozen=True)

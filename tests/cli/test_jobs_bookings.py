@@ -85,3 +85,24 @@ def test_another_clusters_job_is_forbidden(api: LiveApi, lm_cli: CliRunner):
     assert result.returncode == 1
     assert result.stderr.startswith("lm-cli: error: 403 Forbidden: ")
     assert "cluster-b" in result.stderr
+
+
+def test_license_failures_list_and_show(api: LiveApi, lm_cli: CliRunner):
+    event = {
+        "slurm_job_id": "88",
+        "username": "bob",
+        "feature": "abaqus.abaqus",
+        "matched_rule": "FlexNet -4 'Licensed number of users already reached'",
+        "output_file": "/home/bob/slurm-88.out",
+        "action": "requeued",
+        "requeue_count": 1,
+        "reason": "requeue 1 of 3",
+    }
+    answer = api.call("POST", "/license_failures", api.token(client_id="cluster-a"), json=event)
+    assert answer.status_code == 201, answer.text
+
+    [row] = table_rows(lm_cli("license-failures", "list", "--search", "bob"))
+    assert (row["SLURM JOB"], row["ACTION"], row["REQUEUES"]) == ("88", "requeued", "1")
+    assert row["MATCHED"] == "FlexNet -4 'Licensed number of users already reached'"
+    assert shown_fields(lm_cli("license-failures", "show", "1"))["REASON"] == "requeue 1 of 3"
+    assert lm_cli("license-failures", "delete", "1").returncode == 2  # history: no delete
