@@ -3,6 +3,8 @@
 flask-smorest's Api is made per app in `create_app`: its OpenAPI document is per app.
 """
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -18,3 +20,6 @@ NAMING_CONVENTION = {
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
+# Limits only where a view asks (login page, device endpoint); counted per client address, in
+# each process's memory (behind LM_TRUSTED_PROXIES the address is the forwarded one).
+limiter = Limiter(get_remote_address, storage_uri="memory://", default_limits=[])

@@ -79,6 +79,9 @@ class Settings:
     report_staleness: int
     log_level: str
     trusted_proxies: int
+    cli_client_id: str
+    refresh_token_lifetime: int
+    login_rate_limit: str
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -95,6 +98,11 @@ class Settings:
             "report_staleness": _int_env("LM_REPORT_STALENESS", 600, minimum=1),
             "log_level": os.environ.get("LM_LOG_LEVEL", "INFO").upper(),
             "trusted_proxies": _int_env("LM_TRUSTED_PROXIES", 0),
+            "cli_client_id": os.environ.get("LM_CLI_CLIENT_ID") or "lm-cli",
+            "refresh_token_lifetime": _int_env(
+                "LM_REFRESH_TOKEN_LIFETIME", 14 * 24 * 3600, minimum=60
+            ),
+            "login_rate_limit": os.environ.get("LM_LOGIN_RATE_LIMIT") or "10 per minute",
         }
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

@@ -14,7 +14,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from flask import Flask, current_app
 from flask_smorest import Api
 
-from backend.auth.cli import clients_cli
+from backend.auth.cli import clients_cli, users_cli
 from backend.auth.guard import SECURITY_SCHEME, current_identity, ensure_cluster_access, require
 from backend.auth.issuer import blp as issuer_blp
 from backend.auth.issuer import create_authorization_server
@@ -33,7 +33,8 @@ from backend.auth.tokens import (
     InvalidTokenError,
     TokenVerifier,
 )
-from backend.extensions import db
+from backend.auth.verification import blp as verification_blp
+from backend.extensions import db, limiter
 from backend.settings import Settings
 from lm_common.facts import ADMIN_PERMISSION
 
@@ -72,10 +73,14 @@ def _builtin_key_source(settings: Settings) -> BuiltinKeySource:
 
 
 def _auth_state(app: Flask, settings: Settings) -> AuthState:
+    login_clients = frozenset({settings.cli_client_id})
     if settings.oidc_issuer:
         provider = ProviderKeySource(settings.oidc_issuer, settings.oidc_jwks_min_refresh)
         verifier = TokenVerifier(
-            provider, issuer=settings.oidc_issuer, audience=settings.oidc_audience
+            provider,
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+            login_clients=login_clients,
         )
         return AuthState(settings, verifier)
     keys = _builtin_key_source(settings)
@@ -85,8 +90,14 @@ def _auth_state(app: Flask, settings: Settings) -> AuthState:
         audience=settings.oidc_audience,
         lifetime=settings.token_lifetime,
     )
-    verifier = TokenVerifier(keys, issuer=settings.public_url, audience=settings.oidc_audience)
-    return AuthState(settings, verifier, issuer, create_authorization_server(app, issuer))
+    verifier = TokenVerifier(
+        keys,
+        issuer=settings.public_url,
+        audience=settings.oidc_audience,
+        login_clients=login_clients,
+    )
+    server = create_authorization_server(app, issuer, settings)
+    return AuthState(settings, verifier, issuer, server)
 
 
 def issue_token(client_id: str, permissions: Iterable[str], lifetime: int | None = None) -> str:
@@ -104,5 +115,8 @@ def init_app(app: Flask, api: Api) -> None:
     api.spec.components.security_scheme(
         SECURITY_SCHEME, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    limiter.init_app(app)
     api.register_blueprint(issuer_blp)
+    app.register_blueprint(verification_blp)
     app.cli.add_command(clients_cli)
+    app.cli.add_command(users_cli)

@@ -1,30 +1,58 @@
-"""`lm-backend clients create|list|delete`: manage the built-in issuer's OAuth clients."""
+"""`lm-backend clients ...` and `lm-backend users ...`: the built-in issuer's clients and people."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 from flask.cli import AppGroup
 
 from backend.auth.clients import ClientError, create_client, delete_client, list_clients
+from backend.auth.people import (
+    PersonError,
+    create_person,
+    delete_person,
+    list_people,
+    set_password,
+)
 from backend.auth.permissions import UnknownPermissionError
 from backend.extensions import db
 
 clients_cli = AppGroup("clients", help="OAuth clients of the built-in token issuer.")
 
 
+Command = TypeVar("Command", bound=Callable[..., None])
+users_cli = AppGroup("users", help="People who log in with lm-cli login (built-in issuer).")
+
+
+def permissions_option(who: str) -> Callable[[Command], Command]:
+    """`--permissions P [P ...]`: click options take one value each, so the words after it
+    arrive as the `more_permissions` argument; both are joined by `permission_names`."""
+
+    def decorate(command: Command) -> Command:
+        command = click.argument("more_permissions", nargs=-1, metavar="")(command)
+        return click.option(
+            "--permissions",
+            required=True,
+            multiple=True,
+            metavar="PERMISSION [PERMISSION]...",
+            help=f"What the {who} may do, e.g. license-manager:job:read license-manager:admin.",
+        )(command)
+
+    return decorate
+
+
+def permission_names(permissions: tuple[str, ...], more_permissions: tuple[str, ...]) -> list[str]:
+    values = (*permissions, *more_permissions)
+    return [permission for value in values for permission in value.split()]
+
+
 @clients_cli.command("create")
 @click.option("--name", required=True, help="Who uses the client, e.g. the cluster's name.")
-@click.option(
-    "--permissions",
-    required=True,
-    multiple=True,
-    metavar="PERMISSION [PERMISSION]...",
-    help="What the client may do, e.g. license-manager:job:create license-manager:job:read.",
-)
-# Click options take one value each: the words after --permissions arrive as this argument.
-@click.argument("more_permissions", nargs=-1, metavar="")
+@permissions_option("client")
 @click.option("--client-id", help="Client id (default: the name); a cluster's cluster_client_id.")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 def create_command(
@@ -35,8 +63,7 @@ def create_command(
     as_json: bool,
 ) -> None:
     """Create a client and print its id and secret (the secret is shown only once)."""
-    values = (*permissions, *more_permissions)
-    names = [permission for value in values for permission in value.split()]
+    names = permission_names(permissions, more_permissions)
     try:
         created = create_client(db.session, name=name, permissions=names, client_id=client_id)
     except (ClientError, UnknownPermissionError) as error:
@@ -80,3 +107,69 @@ def delete_command(client_id: str) -> None:
     except ClientError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"deleted client {client_id}")
+
+
+def read_password(confirm: bool) -> str:
+    """Prompted (hidden, twice) on a terminal; else the first line of stdin, for scripts."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.ClickException("no password on stdin (give it as the first line)")
+    return password
+
+
+@users_cli.command("create")
+@click.option("--name", required=True, help="The person's login name, e.g. alice.")
+@permissions_option("person")
+def create_user_command(
+    name: str, permissions: tuple[str, ...], more_permissions: tuple[str, ...]
+) -> None:
+    """Create a person; the password is prompted for, or read from stdin's first line."""
+    names = permission_names(permissions, more_permissions)
+    try:
+        create_person(db.session, name=name, password=read_password(True), permissions=names)
+    except (PersonError, UnknownPermissionError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"created person {name}")
+
+
+@users_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def list_users_command(as_json: bool) -> None:
+    """List people with their permissions (never their password hashes)."""
+    people = [
+        {
+            "name": person.name,
+            "permissions": person.permissions.split(),
+            "created_at": person.created_at.isoformat(),
+        }
+        for person in list_people(db.session)
+    ]
+    if as_json:
+        click.echo(json.dumps(people, indent=2))
+        return
+    for person in people:
+        click.echo(f"{person['name']}\t{' '.join(person['permissions'])}")
+
+
+@users_cli.command("delete")
+@click.argument("name")
+def delete_user_command(name: str) -> None:
+    """Delete a person: their refresh tokens stop working; access tokens expire within the hour."""
+    try:
+        delete_person(db.session, name)
+    except PersonError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"deleted person {name}")
+
+
+@users_cli.command("set-password")
+@click.argument("name")
+def set_password_command(name: str) -> None:
+    """Give a person a new password (prompted, or stdin's first line)."""
+    try:
+        set_password(db.session, name, read_password(True))
+    except PersonError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"changed the password of {name}")

@@ -69,7 +69,7 @@ def ensure_cluster_access(cluster_client_id: str) -> None:
     if not may_access_cluster(current_identity(), cluster_client_id):
         abort(
             http.HTTPStatus.FORBIDDEN,
-            message=f"client {current_identity().client_id!r} may not access cluster "
+            message=f"{current_identity()} may not access cluster "
             f"{cluster_client_id!r}'s jobs and bookings",
         )
 

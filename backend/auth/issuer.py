@@ -1,8 +1,10 @@
-"""The built-in token issuer: OIDC discovery, JWKS and an OAuth2 client_credentials endpoint."""
+"""The built-in token issuer: OIDC discovery, JWKS, the OAuth2 token endpoint (client_credentials
+for clusters; device_code and refresh_token for people through lm-cli), device and revocation."""
 
 from __future__ import annotations
 
 import http
+from collections.abc import Callable
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -14,10 +16,24 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
 from backend.auth.clients import find_client, verify_secret
+from backend.auth.device import (
+    DEVICE_PATH,
+    PUBLIC_CLIENT_GRANTS,
+    REVOCATION_PATH,
+    DeviceEndpoint,
+    DeviceGrant,
+    PublicCliClient,
+    RefreshGrant,
+    Revocation,
+    new_refresh_token,
+    person_scope,
+    save_refresh_token,
+)
 from backend.auth.keys import SIGNING_ALGORITHM
 from backend.auth.tokens import BuiltinIssuer
-from backend.extensions import db
-from backend.models import OAuthClient
+from backend.extensions import db, limiter
+from backend.models import OAuthClient, Person
+from backend.settings import Settings
 
 TOKEN_PATH = "/lm/oauth/token"
 JWKS_PATH = "/lm/oauth/jwks"
@@ -74,7 +90,10 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = list(CLIENT_AUTH_METHODS)
 
 
-def _query_client(client_id: str) -> IssuerClient | None:
+def _query_client(client_id: str) -> ClientMixin | None:
+    settings: Settings = current_app.config["LM_SETTINGS"]
+    if client_id == settings.cli_client_id:
+        return PublicCliClient(client_id)
     row = find_client(db.session, client_id)
     return IssuerClient(row) if row else None
 
@@ -90,21 +109,36 @@ def _authenticate_by_form(query_client: Any, request: Any) -> IssuerClient | Non
     return client if client and client.check_client_secret(secret) else None
 
 
-def _save_token(token: dict[str, Any], request: Any) -> None:
-    """Tokens are self-contained JWTs: nothing to store."""
+def create_authorization_server(
+    app: Flask, issuer: BuiltinIssuer, settings: Settings
+) -> AuthorizationServer:
+    """Authlib's endpoints, handing out our JWTs signed with the shared key."""
 
+    def access_token(client: ClientMixin, grant_type: str, user: Any, scope: str) -> str:
+        if isinstance(user, Person):
+            permissions = person_scope(user, scope).split()
+            return issuer.issue_for_person(user.name, client.get_client_id(), permissions)
+        return issuer.issue(client.get_client_id(), scope.split())
 
-def create_authorization_server(app: Flask, issuer: BuiltinIssuer) -> AuthorizationServer:
-    """Authlib's token endpoint, handing out our JWTs signed with the shared key."""
+    def save_token(token: dict[str, Any], request: Any) -> None:
+        """Access tokens are self-contained JWTs; only people's refresh tokens are stored."""
+        lifetime = settings.refresh_token_lifetime
+        save_refresh_token(token, request.user, request.client.get_client_id(), lifetime)
 
-    def access_token(client: IssuerClient, grant_type: str, user: Any, scope: str) -> str:
-        return issuer.issue(client.client_id, scope.split())
-
-    server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)
+    server = AuthorizationServer(app, query_client=_query_client, save_token=save_token)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(DeviceGrant)
+    server.register_grant(RefreshGrant)
+    server.register_endpoint(DeviceEndpoint(server, settings.public_url))
+    server.register_endpoint(Revocation)
     server.register_client_auth_method("client_secret_post", _authenticate_by_form)
     server.register_token_generator(
-        GRANT_TYPE, BearerTokenGenerator(access_token, expires_generator=issuer.lifetime)
+        "default",
+        BearerTokenGenerator(
+            access_token,
+            refresh_token_generator=new_refresh_token,
+            expires_generator=issuer.lifetime,
+        ),
     )
     return server
 
@@ -122,6 +156,8 @@ def _builtin_issuer() -> tuple[BuiltinIssuer, AuthorizationServer]:
 class DiscoverySchema(Schema):
     issuer = fields.String()
     token_endpoint = fields.String()
+    device_authorization_endpoint = fields.String()
+    revocation_endpoint = fields.String()
     jwks_uri = fields.String()
     grant_types_supported = fields.List(fields.String())
     token_endpoint_auth_methods_supported = fields.List(fields.String())
@@ -141,9 +177,11 @@ class Discovery(MethodView):
         return {
             "issuer": issuer.issuer,
             "token_endpoint": f"{issuer.issuer}{TOKEN_PATH}",
+            "device_authorization_endpoint": f"{issuer.issuer}{DEVICE_PATH}",
+            "revocation_endpoint": f"{issuer.issuer}{REVOCATION_PATH}",
             "jwks_uri": f"{issuer.issuer}{JWKS_PATH}",
-            "grant_types_supported": [GRANT_TYPE],
-            "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+            "grant_types_supported": [GRANT_TYPE, *PUBLIC_CLIENT_GRANTS],
+            "token_endpoint_auth_methods_supported": [*CLIENT_AUTH_METHODS, "none"],
             "id_token_signing_alg_values_supported": [SIGNING_ALGORITHM],
         }
 
@@ -166,9 +204,17 @@ TOKEN_REQUEST_DOC = {
                     "type": "object",
                     "required": ["grant_type"],
                     "properties": {
-                        "grant_type": {"type": "string", "enum": [GRANT_TYPE]},
+                        "grant_type": {
+                            "type": "string",
+                            "enum": [GRANT_TYPE, *PUBLIC_CLIENT_GRANTS],
+                        },
+                        "device_code": {"type": "string", "description": "device_code grant"},
+                        "refresh_token": {"type": "string", "description": "refresh_token grant"},
                         "scope": {"type": "string", "description": "subset of the permissions"},
-                        "client_id": {"type": "string", "description": "client_secret_post"},
+                        "client_id": {
+                            "type": "string",
+                            "description": "client_secret_post, or the public login client",
+                        },
                         "client_secret": {"type": "string", "description": "client_secret_post"},
                     },
                 }
@@ -183,6 +229,40 @@ TOKEN_REQUEST_DOC = {
 }
 
 
+def _form_doc(properties: dict[str, Any], required: list[str], answer: str) -> dict[str, Any]:
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+        },
+        "responses": {
+            "200": {"description": answer},
+            "400": {"description": "OAuth2 error (invalid_client, invalid_request, ...)"},
+        },
+    }
+
+
+DEVICE_REQUEST_DOC = _form_doc(
+    {
+        "client_id": {"type": "string", "description": "the login client (LM_CLI_CLIENT_ID)"},
+        "scope": {"type": "string", "description": "optional subset of the person's permissions"},
+    },
+    ["client_id"],
+    '{"device_code", "user_code", "verification_uri", "verification_uri_complete", '
+    '"expires_in", "interval"}',
+)
+REVOCATION_REQUEST_DOC = _form_doc(
+    {
+        "token": {"type": "string", "description": "the refresh token"},
+        "token_type_hint": {"type": "string", "enum": ["refresh_token", "access_token"]},
+        "client_id": {"type": "string", "description": "the login client (LM_CLI_CLIENT_ID)"},
+    },
+    ["token", "client_id"],
+    "{} (also for a token that was unknown or already revoked)",
+)
+
+
 @blp.route(TOKEN_PATH)
 class Token(MethodView):
     @blp.doc(**TOKEN_REQUEST_DOC)
@@ -191,11 +271,40 @@ class Token(MethodView):
 
         Authenticate with HTTP Basic (client_secret_basic) or form fields (client_secret_post).
         """
-        _, server = _builtin_issuer()
-        try:
-            return server.create_token_response()
-        except InsecureTransportError:
-            return _plain_http_refused()
+        return _oauth_answer(lambda server: server.create_token_response())
+
+
+@blp.route(DEVICE_PATH)
+class DeviceAuthorization(MethodView):
+    @limiter.limit(lambda: current_app.config["LM_SETTINGS"].login_rate_limit)
+    @blp.doc(**DEVICE_REQUEST_DOC)
+    def post(self) -> Any:
+        """Start a person's login (RFC 8628): a device code for lm-cli, a user code to confirm.
+
+        Only the public login client (LM_CLI_CLIENT_ID, no secret) may ask.
+        """
+        return _oauth_answer(
+            lambda server: server.create_endpoint_response(DeviceEndpoint.ENDPOINT_NAME)
+        )
+
+
+@blp.route(REVOCATION_PATH)
+class Revoke(MethodView):
+    @blp.doc(**REVOCATION_REQUEST_DOC)
+    def post(self) -> Any:
+        """Revoke a person's refresh token (RFC 7009), as `lm-cli logout` does."""
+        return _oauth_answer(
+            lambda server: server.create_endpoint_response(Revocation.ENDPOINT_NAME)
+        )
+
+
+def _oauth_answer(respond: Callable[[AuthorizationServer], Any]) -> Any:
+    """One of authlib's endpoint answers; 404 without the built-in issuer, 400 over plain HTTP."""
+    _, server = _builtin_issuer()
+    try:
+        return respond(server)
+    except InsecureTransportError:
+        return _plain_http_refused()
 
 
 def _plain_http_refused() -> Any:

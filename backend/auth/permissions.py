@@ -31,19 +31,32 @@ def validate_permission_names(names: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Identity:
-    """The caller of one request: its cluster (OAuth client id) and what it may do."""
+    """The caller of one request: its cluster (OAuth client id) and what it may do.
+
+    A person (a token of a login client such as lm-cli) has `person` set and no cluster
+    (`client_id` empty): they act on clusters' jobs only as an admin, naming the cluster.
+    """
 
     client_id: str
     permissions: frozenset[str]
+    person: str = ""
 
     @property
     def is_admin(self) -> bool:
         return ADMIN_PERMISSION in self.permissions
 
+    def __str__(self) -> str:
+        return f"person {self.person!r}" if self.person else f"client {self.client_id!r}"
+
     @classmethod
-    def from_claims(cls, claims: Mapping[str, object]) -> Identity:
-        """Cluster from `client_id` (fallback `azp`); permissions from `permissions` and `scope`."""
-        client_id = claims.get("client_id") or claims.get("azp") or ""
+    def from_claims(
+        cls, claims: Mapping[str, object], login_clients: frozenset[str] = frozenset()
+    ) -> Identity:
+        """Cluster from `client_id` (fallback `azp`); permissions from `permissions` and `scope`.
+
+        Tokens issued to one of `login_clients` are people's: `sub` names the person.
+        """
+        client_id = str(claims.get("client_id") or claims.get("azp") or "")
         permissions: set[str] = set()
         listed = claims.get("permissions")
         if isinstance(listed, list):
@@ -51,7 +64,10 @@ class Identity:
         scope = claims.get("scope")
         if isinstance(scope, str):
             permissions.update(scope.split())
-        return cls(client_id=str(client_id), permissions=frozenset(permissions))
+        if client_id and client_id in login_clients:
+            person = str(claims.get("sub") or "")
+            return cls(client_id="", permissions=frozenset(permissions), person=person)
+        return cls(client_id=client_id, permissions=frozenset(permissions))
 
 
 def has_permission(identity: Identity, resource: str, action: str) -> bool:

@@ -68,11 +68,23 @@ class BuiltinIssuer:
 
     def issue(self, client_id: str, permissions: Iterable[str], lifetime: int | None = None) -> str:
         """A JWT for `client_id` carrying its permissions both as a list and as an OAuth scope."""
+        return self._sign(client_id, client_id, permissions, lifetime)
+
+    def issue_for_person(self, name: str, client_id: str, permissions: Iterable[str]) -> str:
+        """A person's JWT: `sub` names them, `client_id` the (public) client they logged in with.
+
+        The API treats tokens of the login client (LM_CLI_CLIENT_ID) as people's, not clusters'.
+        """
+        return self._sign(name, client_id, permissions, None)
+
+    def _sign(
+        self, subject: str, client_id: str, permissions: Iterable[str], lifetime: int | None
+    ) -> str:
         now = int(time.time())
         granted = list(dict.fromkeys(permissions))
         claims: dict[str, object] = {
             "iss": self.issuer,
-            "sub": client_id,
+            "sub": subject,
             "client_id": client_id,
             "iat": now,
             "exp": now + (lifetime or self.lifetime),
@@ -94,9 +106,17 @@ VERIFIED_CACHE_SIZE = 4096
 class TokenVerifier:
     """Checks signature, algorithm, expiry, issuer and (when configured) audience of a token."""
 
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str | None) -> None:
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str | None,
+        login_clients: frozenset[str] = frozenset(),
+    ) -> None:
         self._keys = keys
         self._issuer = issuer
+        self._login_clients = login_clients
         self._verified: dict[str, tuple[Identity, float]] = {}
         options: dict[str, dict[str, object]] = {
             "iss": {"essential": True, "value": issuer},
@@ -142,7 +162,7 @@ class TokenVerifier:
         except JoseError as error:
             claim = getattr(error, "claim", "")
             raise InvalidTokenError(f"token has an invalid {claim!r} claim") from None
-        identity = Identity.from_claims(decoded.claims)
-        if not identity.client_id:
+        identity = Identity.from_claims(decoded.claims, self._login_clients)
+        if not identity.client_id and not identity.person:
             raise InvalidTokenError("token names no client (client_id or azp claim)")
         return identity, float(decoded.claims["exp"])

@@ -11,7 +11,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from backend import auth, create_app
-from backend.extensions import db
+from backend.extensions import db, limiter
 from backend.settings import Settings
 from tests.backend.catalog import Catalog
 
@@ -26,6 +26,9 @@ DATA_TABLES = (
     "products",
     "configurations",
     "oauth_clients",
+    "people",
+    "device_authorizations",
+    "refresh_tokens",
 )
 
 
@@ -41,6 +44,7 @@ def app(database_url: str) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> Iterator[FlaskClient]:
     yield app.test_client()
+    limiter.reset()  # the login page's rate limit counts per address: each test starts afresh
     with app.app_context():
         db.session.remove()
         db.session.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))

@@ -50,9 +50,19 @@ def test_discovery_names_the_token_endpoint_and_jwks(client):
     assert response.json == {
         "issuer": PUBLIC_URL,
         "token_endpoint": f"{PUBLIC_URL}/lm/oauth/token",
+        "device_authorization_endpoint": f"{PUBLIC_URL}/lm/oauth/device",
+        "revocation_endpoint": f"{PUBLIC_URL}/lm/oauth/revoke",
         "jwks_uri": f"{PUBLIC_URL}/lm/oauth/jwks",
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "grant_types_supported": [
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "refresh_token",
+        ],
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ],
         "id_token_signing_alg_values_supported": ["RS256"],
     }
 

@@ -22,6 +22,9 @@ TABLES = {
     "oauth_clients",
     "signing_keys",
     "license_failures",
+    "people",
+    "device_authorizations",
+    "refresh_tokens",
 }
 
 
