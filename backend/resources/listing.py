@@ -43,6 +43,16 @@ class Listing:
         if "id" not in self.sortable:
             raise ValueError(f"{self.resource}: sortable columns must include 'id'")
 
+    @property
+    def searched_fields(self) -> list[str]:
+        """Each searched column once: joined tables' columns by `table.column` (products.name)."""
+        own_table = self.sortable["id"].table
+        names = (
+            column.key if column.table is own_table else f"{column.table.name}.{column.key}"
+            for column in self.searchable
+        )
+        return list(dict.fromkeys(names))
+
     @cached_property
     def args_schema(self) -> type[Schema]:
         """The query-string schema (search, sort_field, sort_order) of this resource's list."""
@@ -52,7 +62,7 @@ class Listing:
                 "search": Text(
                     metadata={
                         "description": "Case-insensitive text matched against "
-                        + ", ".join(str(column.key) for column in self.searchable)
+                        + ", ".join(self.searched_fields)
                     },
                 ),
                 "sort_field": fields.String(

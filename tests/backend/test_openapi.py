@@ -95,6 +95,22 @@ def test_lists_document_search_sort_and_pagination(spec):
     assert "X-Pagination" in operation["responses"]["200"]["headers"]
 
 
+def test_search_descriptions_name_each_searched_field_once(spec):
+    searched = {
+        path: parameter["description"].removeprefix("Case-insensitive text matched against ")
+        for path, operations in spec["paths"].items()
+        for operation in operations.values()
+        if isinstance(operation, dict)
+        for parameter in operation.get("parameters", [])
+        if parameter["name"] == "search"
+    }
+    assert searched["/lm/features"] == "name, products.name"
+    assert searched["/lm/bookings"] == "products.name, features.name, jobs.slurm_job_id"
+    for path, fields in searched.items():
+        names = fields.split(", ")
+        assert len(names) == len(set(names)), path
+
+
 def test_feature_answer_shows_pool_bookings_and_availability(spec):
     properties = spec["components"]["schemas"]["Feature"]["properties"]
     assert {"booked", "available", "product", "reported_at", "report_status"} <= set(properties)
