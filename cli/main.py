@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from cli import output
 from cli.api import ApiClient, CliError, token_source
-from cli.resources import RESOURCES, Resource, positive_int
+from cli.resources import ACTION_ALIASES, RESOURCES, Resource, positive_int
 
 DEFAULT_TIMEOUT = 30
 SORT_ORDERS = ("ascending", "descending")
@@ -96,7 +96,8 @@ def named_record(args: argparse.Namespace) -> tuple[str, str]:
     if alternate is not None and value is not None:
         path = alternate.path.format(quote(value, safe=""))
         return path, f"{resource.singular} with {alternate.flag[2:]} {value}"
-    return f"{resource.path}/{args.id}", f"{resource.singular} {args.id}"
+    record_id = args.id or args.id_argument
+    return f"{resource.path}/{record_id}", f"{resource.singular} {record_id}"
 
 
 def render(args: argparse.Namespace, item: Any) -> str:
@@ -144,21 +145,31 @@ def show_health(client: ApiClient, args: argparse.Namespace) -> str:
 
 HANDLERS: dict[str, Handler] = {
     "list": list_records,
-    "show": show_record,
+    "get-one": show_record,
     "create": create_record,
     "update": update_record,
     "delete": delete_record,
 }
 
 
+ACTION_HELP = {
+    "list": "list {1}",
+    "get-one": "show one {0}",
+    "create": "create a {0}",
+    "update": "change a {0}",
+    "delete": "delete a {0}",
+}
+
+
 def add_record_selector(parser: argparse.ArgumentParser, resource: Resource) -> None:
-    """ID, or for resources with an alternate key, exactly one of ID and that key."""
-    if resource.alternate_key is None:
-        parser.add_argument("id", type=positive_int, help=f"{resource.singular} id")
-        return
+    """Exactly one of `--id N`, a bare `N` (the earlier form) and the alternate key, if any."""
     choice = parser.add_mutually_exclusive_group(required=True)
-    choice.add_argument("id", type=positive_int, nargs="?", help=f"{resource.singular} id")
-    choice.add_argument(resource.alternate_key.flag, help=resource.alternate_key.help)
+    choice.add_argument("--id", type=positive_int, help=f"{resource.singular} id")
+    choice.add_argument(
+        "id_argument", type=positive_int, nargs="?", metavar="ID", help="the same as --id"
+    )
+    if resource.alternate_key is not None:
+        choice.add_argument(resource.alternate_key.flag, help=resource.alternate_key.help)
 
 
 def add_list_options(parser: argparse.ArgumentParser) -> None:
@@ -173,11 +184,13 @@ def add_field_options(parser: argparse.ArgumentParser, resource: Resource, *, cr
     for field in resource.fields:
         parser.add_argument(
             field.flag,
+            *field.aliases,
             dest=field.key,
             type=field.type,
             choices=field.choices,
+            metavar=field.name.rsplit("-", 1)[-1].upper() if field.choices else None,
             required=create and field.required,
-            help=field.help,
+            help=f"{field.help}: {', '.join(field.choices)}" if field.choices else field.help,
         )
 
 
@@ -189,7 +202,10 @@ def add_resource_commands(
     actions = resource_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action in resource.actions:
         parser = actions.add_parser(
-            action, parents=[connection], help=f"{action} {resource.plural}"
+            action,
+            aliases=ACTION_ALIASES.get(action, ()),
+            parents=[connection],
+            help=ACTION_HELP[action].format(resource.singular, resource.plural),
         )
         if action == "list":
             add_list_options(parser)

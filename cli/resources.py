@@ -10,7 +10,10 @@ from typing import Any
 
 from lm_common.facts import SERVER_TYPES
 
-ACTIONS = ("list", "show", "create", "update", "delete")
+ACTIONS = ("list", "get-one", "create", "update", "delete")
+# Earlier spellings still accepted: `show N` for `get-one --id N`.
+ACTION_ALIASES = {"get-one": ("show",)}
+READ_ONLY = ("list", "get-one")
 
 
 def bounded_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -78,10 +81,12 @@ class Field:
     type: Callable[[str], Any] = str
     choices: tuple[str, ...] | None = None
     required: bool = True  # on create; on update every field is optional
+    name: str = ""  # the option's name when it is not the key's, e.g. license-server-type
+    aliases: tuple[str, ...] = ()  # other accepted flags, e.g. --type
 
     @property
     def flag(self) -> str:
-        return "--" + self.key.replace("_", "-")
+        return "--" + (self.name or self.key.replace("_", "-"))
 
 
 @dataclass(frozen=True)
@@ -150,7 +155,13 @@ RESOURCES: tuple[Resource, ...] = (
             Field("name", "configuration name, unique within its cluster"),
             Field("cluster_client_id", "OAuth client id of the cluster's agent"),
             Field("grace_time", "seconds a booking lasts after its job starts", non_negative_int),
-            Field("type", "license server type", choices=SERVER_TYPES),
+            Field(
+                "type",
+                "license server type",
+                choices=SERVER_TYPES,
+                name="license-server-type",
+                aliases=("--type",),
+            ),
         ),
         nested={"license_servers": "license-servers", "features": "features"},
     ),
@@ -207,7 +218,7 @@ RESOURCES: tuple[Resource, ...] = (
             Column("CREATED", "created_at", timestamp),
             Column("BOOKINGS", "bookings", booked_quantities),
         ),
-        actions=("list", "show", "delete"),
+        actions=READ_ONLY,
         nested={"bookings": "bookings"},
         alternate_key=AlternateKey(
             "slurm_job_id", "/jobs/slurm_job_id/{}", "the job's Slurm job id (your cluster's)"
@@ -225,12 +236,7 @@ RESOURCES: tuple[Resource, ...] = (
             Column("QUANTITY", "quantity"),
             Column("CREATED", "created_at", timestamp),
         ),
-        fields=(
-            Field("job_id", "id of the job the licenses are booked for", positive_int),
-            Field("feature_id", "id of the booked feature", positive_int),
-            Field("quantity", "number of licenses", positive_int),
-        ),
-        actions=("list", "show", "create", "delete"),
+        actions=READ_ONLY,
     ),
     Resource(
         command="license-failures",

@@ -192,7 +192,7 @@ def set_up_pool(lm_cli: CliRunner) -> None:
     """Configuration 1 of cluster-a with server licserv:27000 and feature 1 abaqus.abaqus."""
     steps = (
         "configurations create --name abaqus-pool --cluster-client-id cluster-a --grace-time 60"
-        " --type flexlm",
+        " --license-server-type flexlm",
         "license-servers create --config-id 1 --host licserv --port 27000",
         "products create --name abaqus",
         "features create --name abaqus --product-id 1 --config-id 1 --reserved 2",

@@ -21,8 +21,15 @@ NOWHERE = {"LM_API_URL": "http://127.0.0.1:9"}
         (["products", "create"], NOWHERE, "the following arguments are required: --name"),
         (["products", "frobnicate"], NOWHERE, "invalid choice: 'frobnicate'"),
         (["jobs", "create"], NOWHERE, "invalid choice: 'create'"),
-        (["jobs", "show"], NOWHERE, "one of the arguments id --slurm-job-id is required"),
+        (["jobs", "get-one"], NOWHERE, "one of the arguments --id ID --slurm-job-id is required"),
         (["jobs", "show", "1", "--slurm-job-id", "7"], NOWHERE, "not allowed with argument"),
+        (["products", "get-one", "--id", "1", "2"], NOWHERE, "not allowed with argument --id"),
+        (["products", "delete", "--id", "x"], NOWHERE, "'x' is not a whole number"),
+        (
+            ["configurations", "create", "--name", "a", "--cluster-client-id", "c"],
+            NOWHERE,
+            "required: --grace-time, --license-server-type",
+        ),
         (["products", "list", "--page", "0"], NOWHERE, "0 must be >= 1"),
         (["products", "list", "--sort-order", "up"], NOWHERE, "invalid choice: 'up'"),
         (

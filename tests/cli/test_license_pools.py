@@ -23,7 +23,7 @@ def test_configuration_round_trip(lm_cli: CliRunner):
         "cluster-a",
         "--grace-time",
         "60",
-        "--type",
+        "--license-server-type",
         "rlm",
     )
     assert shown_fields(created) == {
@@ -38,13 +38,13 @@ def test_configuration_round_trip(lm_cli: CliRunner):
     assert shown_fields(updated)["TYPE"] == "flexlm"
     assert shown_fields(updated)["NAME"] == "pool"  # fields not given stay as they were
 
-    assert lm_cli("configurations", "delete", "1").stdout == "deleted configuration 1\n"
+    assert lm_cli("configurations", "delete", "--id", "1").stdout == "deleted configuration 1\n"
     assert lm_cli("configurations", "list").stdout == "no configurations\n"
 
 
 def test_configuration_show_nests_servers_and_features(lm_cli: CliRunner):
     set_up_pool(lm_cli)
-    shown = lm_cli("configurations", "show", "1")
+    shown = lm_cli("configurations", "get-one", "--id", "1")
     assert nested_rows(shown, "License servers") == [
         {"ID": "1", "CONFIG": "1", "HOST": "licserv", "PORT": "27000"}
     ]
@@ -91,7 +91,7 @@ def test_license_server_round_trip_and_duplicate(lm_cli: CliRunner):
     )
     assert again.returncode == 1
     assert again.stderr.startswith("lm-cli: error: 409 Conflict: ")
-    assert lm_cli("license-servers", "delete", "1").returncode == 0
+    assert lm_cli("license-servers", "delete", "--id", "1").returncode == 0
     assert nested_rows(lm_cli("configurations", "show", "1"), "License servers") == []
 
 

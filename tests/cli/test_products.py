@@ -16,13 +16,13 @@ def test_product_round_trip(lm_cli: CliRunner):
     assert created.stdout.splitlines() == ["ID:   1", "NAME: abaqus"]
 
     assert table_rows(lm_cli("products", "list")) == [{"ID": "1", "NAME": "abaqus"}]
-    assert "NAME: abaqus" in lm_cli("products", "show", "1").stdout
+    assert "NAME: abaqus" in lm_cli("products", "get-one", "--id", "1").stdout
 
     renamed = lm_cli("products", "update", "1", "--name", "ansys")
     assert renamed.returncode == 0, renamed.stderr
     assert "NAME: ansys" in lm_cli("products", "show", "1").stdout
 
-    deleted = lm_cli("products", "delete", "1")
+    deleted = lm_cli("products", "delete", "--id", "1")
     assert (deleted.returncode, deleted.stdout) == (0, "deleted product 1\n")
     assert lm_cli("products", "list").stdout == "no products\n"
 
