@@ -22,7 +22,10 @@ from lm_common.api import (
 )
 
 API_PREFIX = "/lm"
-CREDENTIALS_HINT = "give --token, or --client-id and --client-secret (or LM_TOKEN, LM_CLIENT_ID...)"
+CREDENTIALS_HINT = (
+    "run lm-cli login, or give --token, or --client-id and --client-secret "
+    "(or LM_TOKEN, LM_CLIENT_ID...)"
+)
 # The API nests field errors under the request part that was wrong; the part adds nothing.
 REQUEST_LOCATIONS = ("json", "query", "path", "form", "headers")
 
@@ -158,10 +161,18 @@ class ApiClient:
     Every failure becomes a CliError of one line.
     """
 
-    def __init__(self, base_url: str, tokens: TokenSource | None, timeout: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenSource | None,
+        timeout: float,
+        *,
+        unauthorized_hint: str | None = None,
+    ) -> None:
         self.http = api.ApiClient(base_url, tokens, timeout=timeout)
         self.base_url = self.http.base_url
-        self.has_credentials = tokens is not None
+        # What a 401 adds: how to give credentials, or (a stored login) that the session ended.
+        self.unauthorized_hint = unauthorized_hint or (None if tokens else CREDENTIALS_HINT)
 
     def request(
         self,
@@ -177,8 +188,8 @@ class ApiClient:
             raise CliError(f"cannot reach the API at {self.base_url}: {error.reason}") from None
         except TokenError as error:
             raise token_failure(error) from None
-        if response.status == 401 and not self.has_credentials:
-            raise CliError(f"{describe_error_response(response)}; {CREDENTIALS_HINT}")
+        if response.status == 401 and self.unauthorized_hint:
+            raise CliError(f"{describe_error_response(response)}; {self.unauthorized_hint}")
         if response.status >= 400:
             raise CliError(describe_error_response(response))
         return response

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete: this module answers shell completion requests)
 """`lm-cli` entry point: argparse commands built from the resource table, one handler per action."""
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from typing import Any
 from urllib.parse import quote
 
 from cli import output
+from cli.account import add_account_commands, log_out, show_token
 from cli.api import ApiClient, CliError, token_source
 from cli.resources import ACTION_ALIASES, RESOURCES, Resource, positive_int
+from cli.session import StoredLogin, TokenFile
 
 DEFAULT_TIMEOUT = 30
 SORT_ORDERS = ("ascending", "descending")
@@ -234,13 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
         "health", parents=[connection], help="check the API and its database"
     )
     health.set_defaults(handler=show_health, resource=None, parser=health)
+    add_account_commands(commands, connection)
     return parser
 
 
 def check_arguments(args: argparse.Namespace) -> None:
     """What argparse cannot express: combinations of options. Exits 2 like argparse does."""
     parser: argparse.ArgumentParser = args.parser
-    if not args.url:
+    # show-token and logout work on the stored session, wherever it was obtained.
+    if not args.url and getattr(args, "account", None) not in (show_token, log_out):
         parser.error("no API address: give --url or set LM_API_URL")
     if not args.token and bool(args.client_id) != bool(args.client_secret):
         parser.error("--client-id and --client-secret go together")
@@ -250,16 +255,29 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def connect(args: argparse.Namespace) -> ApiClient:
+    """Credentials in this order: --token, client credentials, the stored login of this API."""
     issuer = args.issuer_url or args.url
     tokens = token_source(args.token, issuer, args.client_id, args.client_secret, args.timeout)
-    return ApiClient(args.url, tokens, args.timeout)
+    if tokens is not None:
+        return ApiClient(args.url, tokens, args.timeout)
+    login = StoredLogin.of(TokenFile(), args.url, args.timeout)
+    if login is None:
+        return ApiClient(args.url, None, args.timeout)
+    hint = "your login session has ended: run lm-cli login"
+    return ApiClient(args.url, login, args.timeout, unauthorized_hint=hint)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # shell completion (argcomplete): answers, then exits
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     check_arguments(args)
     try:
-        text = args.handler(connect(args), args)
+        account = getattr(args, "account", None)
+        text = account(args) if account else args.handler(connect(args), args)
     except CliError as error:
         print(f"lm-cli: error: {error}", file=sys.stderr)
         return 1

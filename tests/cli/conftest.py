@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from backend import auth, create_app
-from backend.extensions import db
+from backend.extensions import db, limiter
 from backend.settings import Settings
 from devstack.postgres import PostgresCluster
 from devstack.processes import console_script, free_port
@@ -34,6 +35,9 @@ DATA_TABLES = (
     "products",
     "configurations",
     "license_failures",
+    "people",
+    "device_authorizations",
+    "refresh_tokens",
 )
 
 
@@ -53,6 +57,10 @@ class LiveApi:
         return requests.request(
             method, f"{self.url}/lm{path}", headers=headers, timeout=10, **kwargs
         )
+
+    def call_form(self, path: str, **form: str) -> requests.Response:
+        """A form POST without a token, as an OAuth client sends it (token, revocation)."""
+        return requests.post(f"{self.url}/lm{path}", data=form, timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +91,7 @@ def live_api(postgres: PostgresCluster) -> Iterator[LiveApi]:
 def api(live_api: LiveApi) -> Iterator[LiveApi]:
     """The live API, emptied of resources after the test."""
     yield live_api
+    limiter.reset()
     with live_api.app.app_context():
         db.session.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
         db.session.commit()
@@ -129,12 +138,21 @@ class CliResult:
 CliRunner = Callable[..., CliResult]
 
 
+# lm-cli's config directory for tests that give none: no login of the machine's user leaks in.
+NO_LOGIN_CONFIG = tempfile.mkdtemp(prefix="lm-cli-test-config-")
+
+
+def cli_environment(env: dict[str, str] | None) -> dict[str, str]:
+    """This process's environment without LM_* settings, plus `env`."""
+    clean_env = {key: value for key, value in os.environ.items() if not key.startswith("LM_")}
+    return {**clean_env, "XDG_CONFIG_HOME": NO_LOGIN_CONFIG, **(env or {})}
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
     """`lm-cli ARGS` in a subprocess with only the LM_* variables given in `env`."""
-    clean_env = {key: value for key, value in os.environ.items() if not key.startswith("LM_")}
     completed = subprocess.run(
         [console_script("lm-cli"), *args],
-        env={**clean_env, **(env or {})},
+        env=cli_environment(env),
         capture_output=True,
         text=True,
         timeout=60,
