@@ -50,3 +50,18 @@ ensure_venv() {
         touch "$stamp"
     fi
 }
+
+# ensure_oidc_provider: npm's certified `oidc-provider` (the external OpenID provider the tests
+# log in against) in .lm-dev/oidc-provider, from the npm registry; Node.js from Debian if missing.
+OIDC_PROVIDER_VERSION=8.8.1
+OIDC_PROVIDER_DIR=${LM_OIDC_PROVIDER_DIR:-$PROJECT_DIR/.lm-dev/oidc-provider}
+ensure_oidc_provider() {
+    command -v node >/dev/null && command -v npm >/dev/null || ensure_debs nodejs npm
+    local stamp="$OIDC_PROVIDER_DIR/.installed-$OIDC_PROVIDER_VERSION"
+    [ -f "$stamp" ] && return 0
+    say "installing oidc-provider@$OIDC_PROVIDER_VERSION into $OIDC_PROVIDER_DIR"
+    mkdir -p "$OIDC_PROVIDER_DIR"
+    npm install --silent --no-audit --no-fund --prefix "$OIDC_PROVIDER_DIR" \
+        "oidc-provider@$OIDC_PROVIDER_VERSION" >/dev/null
+    touch "$stamp"
+}

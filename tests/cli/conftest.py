@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +64,25 @@ class LiveApi:
         return requests.post(f"{self.url}/lm{path}", data=form, timeout=10)
 
 
+@contextmanager
+def served(settings: Settings, port: int) -> Iterator[Flask]:
+    """The backend with `settings`, migrated, served by werkzeug in a thread on 127.0.0.1:port."""
+    app = create_app(settings)
+    with app.app_context():
+        upgrade()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield app
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def live_api(postgres: PostgresCluster) -> Iterator[LiveApi]:
-    """The backend on its own database, served by werkzeug in a thread at 127.0.0.1:<free port>.
+    """The backend on its own database, served at 127.0.0.1:<free port>.
 
     The public URL is the served address, so discovery names a token endpoint lm-cli can reach.
     """
@@ -74,17 +91,8 @@ def live_api(postgres: PostgresCluster) -> Iterator[LiveApi]:
     settings = Settings.from_env(
         database_url=postgres.ensure_database("lm_cli_test"), public_url=url
     )
-    app = create_app(settings)
-    with app.app_context():
-        upgrade()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served(settings, port) as app:
         yield LiveApi(url, app)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 @pytest.fixture
