@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from lm_common.facts import DEFAULT_CLI_CLIENT_ID
+
 
 class SettingsError(ValueError):
     """A setting has a value the backend cannot use."""
@@ -98,7 +100,7 @@ class Settings:
             "report_staleness": _int_env("LM_REPORT_STALENESS", 600, minimum=1),
             "log_level": os.environ.get("LM_LOG_LEVEL", "INFO").upper(),
             "trusted_proxies": _int_env("LM_TRUSTED_PROXIES", 0),
-            "cli_client_id": os.environ.get("LM_CLI_CLIENT_ID") or "lm-cli",
+            "cli_client_id": os.environ.get("LM_CLI_CLIENT_ID") or DEFAULT_CLI_CLIENT_ID,
             "refresh_token_lifetime": _int_env(
                 "LM_REFRESH_TOKEN_LIFETIME", 14 * 24 * 3600, minimum=60
             ),

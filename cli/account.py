@@ -9,7 +9,6 @@ from typing import Any
 from cli import output
 from cli.api import CliError
 from cli.session import (
-    DEFAULT_CLI_CLIENT_ID,
     DeviceLogin,
     Issuer,
     StoredLogin,
@@ -17,6 +16,7 @@ from cli.session import (
     logout,
     token_claims,
 )
+from lm_common.facts import DEFAULT_CLI_CLIENT_ID
 
 
 def login(args: argparse.Namespace) -> str:

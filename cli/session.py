@@ -25,7 +25,6 @@ from cli.api import CliError, describe_error_response
 from lm_common.api import ApiResponse, ApiUnreachable, DiscoveryError, discover, send
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-DEFAULT_CLI_CLIENT_ID = "lm-cli"
 TOKEN_FILE_NAME = "tokens.json"
 # Refresh a little before the token expires, so it does not expire on its way to the API.
 EXPIRY_MARGIN = 30

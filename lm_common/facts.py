@@ -49,6 +49,10 @@ def permission_name(resource: str, action: str) -> str:
     return f"{PERMISSION_PREFIX}:{resource}:{action}"
 
 
+# The OAuth client id people log in with through lm-cli (LM_CLI_CLIENT_ID overrides it on both
+# sides): the API treats tokens issued to it as a person's, never as a cluster's.
+DEFAULT_CLI_CLIENT_ID = "lm-cli"
+
 # What a cluster's agent needs: read its pools, report usage, post and delete its jobs (prolog,
 # epilog, reconcile), release stale bookings and record license failures (epilog). Nothing
 # else: an agent cannot change pools.

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from devstack.processes import console_script
 from tests.cli.conftest import CliResult, cli_environment
 
 PROMPT_TIMEOUT = 30
@@ -27,7 +28,7 @@ class LoginProcess:
     @classmethod
     def start(cls, *args: str, env: dict[str, str]) -> LoginProcess:
         process = subprocess.Popen(
-            ["lm-cli", *args, "login"],
+            [console_script("lm-cli"), *args, "login"],
             env=cli_environment(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
