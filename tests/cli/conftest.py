@@ -21,6 +21,7 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from backend import auth, create_app
+from backend.auth.people import create_person
 from backend.extensions import db, limiter
 from backend.settings import Settings
 from devstack.postgres import PostgresCluster
@@ -58,6 +59,12 @@ class LiveApi:
         return requests.request(
             method, f"{self.url}/lm{path}", headers=headers, timeout=10, **kwargs
         )
+
+    def add_person(self, name: str, password: str) -> str:
+        """An admin person, as `lm-backend users create` makes one."""
+        with self.app.app_context():
+            create_person(db.session, name=name, password=password, permissions=[ADMIN])
+        return name
 
     def call_form(self, path: str, **form: str) -> requests.Response:
         """A form POST without a token, as an OAuth client sends it (token, revocation)."""

@@ -7,22 +7,19 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
-from backend.auth.people import create_person
-from backend.extensions import db
 from tests.browser import chromium
 from tests.cli.conftest import LiveApi, run_cli, set_up_pool, table_rows
 from tests.cli.login import LoginProcess
 
 PASSWORD = "bob's long password"
-ADMIN = "license-manager:admin"
 
 
 @pytest.fixture
 def bob(api: LiveApi) -> str:
-    with api.app.app_context():
-        create_person(db.session, name="bob", password=PASSWORD, permissions=[ADMIN])
-    return "bob"
+    return api.add_person("bob", PASSWORD)
 
 
 @pytest.mark.usefixtures("bob")
@@ -32,6 +29,7 @@ def test_device_login_in_headless_chromium(api: LiveApi, tmp_path: Path):
     login = LoginProcess.start(env=home)
 
     with chromium() as browser:
+        shown = WebDriverWait(browser, 20).until
         # The person opens the printed address and types the printed code, as the prompt says.
         browser.get(login.verification_uri)
         assert browser.title == "Log in to lm-cli - License Manager"
@@ -39,11 +37,12 @@ def test_device_login_in_headless_chromium(api: LiveApi, tmp_path: Path):
         browser.find_element(By.ID, "name").send_keys("bob")
         browser.find_element(By.ID, "password").send_keys("not bob's password")
         browser.find_element(By.ID, "approve").click()
-        assert browser.find_element(By.ID, "error").text == "Wrong name or password."
+        error = shown(expected_conditions.presence_of_element_located((By.ID, "error")))
+        assert error.text == "Wrong name or password."
 
         browser.find_element(By.ID, "password").send_keys(PASSWORD)
         browser.find_element(By.ID, "approve").click()
-        outcome = browser.find_element(By.ID, "outcome").text
+        outcome = shown(expected_conditions.presence_of_element_located((By.ID, "outcome"))).text
         assert outcome.startswith("Approved: lm-cli is now logged in as bob.")
 
     result = login.wait()

@@ -11,22 +11,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from backend.auth.people import create_person
 from backend.extensions import db
 from backend.models import DeviceAuthorization
 from devstack.processes import free_port
-from tests.cli.conftest import LiveApi, run_cli, set_up_pool, table_rows
+from tests.cli.conftest import ADMIN, LiveApi, run_cli, set_up_pool, table_rows
 from tests.cli.login import LoginProcess, answer_in_page
 
 PASSWORD = "alice's password"
-ADMIN = "license-manager:admin"
 
 
 @pytest.fixture
 def alice(api: LiveApi) -> str:
-    with api.app.app_context():
-        create_person(db.session, name="alice", password=PASSWORD, permissions=[ADMIN])
-    return "alice"
+    return api.add_person("alice", PASSWORD)
 
 
 @pytest.fixture
