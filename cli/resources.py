@@ -254,7 +254,7 @@ RESOURCES: tuple[Resource, ...] = (
             Column("REASON", "reason"),
             Column("TIME", "created_at", timestamp),
         ),
-        actions=("list", "show"),
+        actions=READ_ONLY,
     ),
 )
 
