@@ -5,8 +5,8 @@ One reconcile cycle:
 2. report total/used per feature (a pool that could not be read is sent as unreachable, so the
    API refuses bookings on it);
 3. read the API's jobs, then Slurm's queue, and clean up: jobs that left Slurm, ended or went
-   back to pending are deleted; bookings older than their configuration's grace time, or whose
-   checkout now shows on the license server, are deleted;
+   back to pending are deleted; bookings whose checkout now shows on the license server, or
+   older than their configuration's maximum age (`_booking_expiry`), are deleted;
 4. read Slurm's queue and licenses again, then the API's bookings, and size the ONE
    license-only reservation (`reserve_for`): create, update or delete it. Each change is one
    log line an admin can grep.
@@ -117,7 +117,7 @@ def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> bool:
         return False
     polls = poll_all(configurations, config.tool_path, config.tool_timeout)
     try:
-        api.put(FEATURES_PATH, usage_reports(polls))
+        api.put(FEATURES_PATH, usage_reports(polls, config.stat_interval))
         tracked = {item.feature["id"]: item for item in tracked_features(polls)}
         clean_up(api, api.get_all(JOBS_PATH), slurm.jobs(), tracked, now=datetime.now(UTC))
         # Slurm first, then the API: a hook that books or releases in between is then seen
@@ -302,17 +302,20 @@ def tracked_features(polls: Iterable[PollResult]) -> Iterable[Tracked]:
             yield Tracked(poll.configuration, feature, poll)
 
 
-def usage_reports(polls: Sequence[PollResult]) -> list[dict[str, Any]]:
+def usage_reports(polls: Sequence[PollResult], interval: int) -> list[dict[str, Any]]:
     """The body of PUT /lm/features/by_client_id: one entry per configured feature.
 
     A feature its readable server does not list is reported unreachable too: the server has no
     such pool (a typo, an expired license file), and claiming 0 used would invite bookings.
+    Each entry states `interval`, the seconds until our next report: the API trusts a report
+    for a few such intervals only (LM_REPORT_FRESH_INTERVALS).
     """
     reports = []
     for item in tracked_features(polls):
         report: dict[str, Any] = {
             "product_name": item.feature["product"]["name"],
             "feature_name": item.feature["name"],
+            "interval": interval,
         }
         usage = item.usage
         if usage is None:
@@ -344,7 +347,7 @@ def clean_up(
     tracked: Mapping[int, Tracked],
     now: datetime,
 ) -> None:
-    """Delete jobs Slurm no longer runs, then bookings past grace time or already checked out."""
+    """Delete jobs Slurm no longer runs, then bookings already checked out or past their age."""
     state_of = {job.job_id: job.state for job in slurm_jobs}
     unclaimed: dict[int, list[Checkout]] = {}  # checkouts not yet matched to a booking
     for job in api_jobs:
@@ -376,11 +379,18 @@ def _booking_expiry(
     now: datetime,
     unclaimed: dict[int, list[Checkout]],
 ) -> str | None:
-    """Why a booking of a running job can go, or None while it must stay."""
-    grace_time = item.configuration["grace_time"]
+    """Why a booking of a running job can go, or None while it must stay.
+
+    A booking holds its tokens until the job's checkout shows on the license server (same
+    user, lead host and count), or, when none ever shows, until its maximum age: the
+    configuration's booking_max_age, never less than its grace_time. A job still starting up
+    (a solver reading its input for minutes) thus keeps its tokens past the grace time.
+    """
+    configuration = item.configuration
+    max_age = max(configuration["grace_time"], configuration.get("booking_max_age", 0))
     age = (now - _timestamp(booking["created_at"])).total_seconds()
-    if age >= grace_time:
-        return f"older than the grace time of {grace_time} s"
+    if age >= max_age:
+        return f"no checkout seen within its maximum age of {max_age} s"
     usage = item.usage
     if usage is None:
         return None
@@ -438,8 +448,9 @@ def reserve_for(
       (used + reserved + bookings + requested <= total). With it, what Slurm lets a job take,
       Total - slurm_used - reserve, is exactly what the prolog's booking would grant, so Slurm
       does not start jobs that the prolog must refuse and requeue.
-    A booking lasts until its job checked out (grace time, or an early release when the checkout
-    shows): meanwhile that job counts twice, which only errs on the safe side.
+    A booking lasts until its job's checkout shows on the server (or the job ends, or the
+    booking reaches its maximum age): from the checkout to the next cycle that job counts
+    twice, which only errs on the safe side.
     The result is clamped to [0, Total]; an unreadable server reserves everything (fail closed).
     """
     if server_used is None:

@@ -93,7 +93,11 @@ pool AS (
 SELECT inserted.id, inserted.job_id, inserted.feature_id, inserted.quantity,
     inserted.created_at, products.name || '.' || requested.name AS product_feature,
     requested.total, requested.used, requested.reserved, requested.report_status,
-    requested.reported_at > now() - make_interval(secs => :staleness) AS fresh,
+    requested.reported_at > now() - make_interval(
+        secs => :fresh_intervals * COALESCE(requested.report_interval, :default_interval)
+    ) AS fresh,
+    COALESCE(requested.report_interval, :default_interval) AS report_interval,
+    EXTRACT(EPOCH FROM now() - requested.reported_at) AS report_age,
     (SELECT COALESCE(SUM(quantity), 0) FROM bookings WHERE feature_id = ANY(pool.member_ids))
         AS booked
 FROM inserted
@@ -132,7 +136,9 @@ ORDER BY wanted.product, wanted.feature, features.id
 
 NEVER_REPORTED = "the license server has never been reported"
 UNREACHABLE = "the license server was unreachable at the last report"
-STALE = "no recent report from the license server"
+# A report that states no interval (an agent from before reports stated it) is taken to come
+# from the agent's default stat_interval.
+DEFAULT_REPORT_INTERVAL = 60
 VANISHED = "the feature was deleted meanwhile"
 
 
@@ -175,7 +181,12 @@ def _shortage(state: Row[Any], requested: int) -> dict[str, object] | None:
     if state.report_status != "ok":
         return {"requested": requested, "reason": UNREACHABLE}
     if not state.fresh:
-        return {"requested": requested, "reason": STALE}
+        intervals = current_app.config["LM_SETTINGS"].report_fresh_intervals
+        return {
+            "requested": requested,
+            "reason": f"stale: last report {int(state.report_age)} s ago, older than "
+            f"{intervals} reconcile intervals of {state.report_interval} s",
+        }
     available = max(0, state.total - state.used - state.reserved - int(state.booked))
     if requested > available:
         return {"requested": requested, "available": available}
@@ -225,7 +236,8 @@ def book(job_id: int, quantities: Mapping[int, int]) -> list[dict[str, Any]]:
             "quantities": [quantities[feature_id] for feature_id in feature_ids],
             "pool_feature_ids": [feature_id for feature_id, _ in pool],
             "pool_member_ids": [member_id for _, member_id in pool],
-            "staleness": current_app.config["LM_SETTINGS"].report_staleness,
+            "fresh_intervals": current_app.config["LM_SETTINGS"].report_fresh_intervals,
+            "default_interval": DEFAULT_REPORT_INTERVAL,
         },
     ).all()
     errors = {}

@@ -36,6 +36,7 @@ class Configuration(db.Model):
     __table_args__ = (
         UniqueConstraint("cluster_client_id", "name"),
         CheckConstraint("grace_time >= 0", name="grace_time_not_negative"),
+        CheckConstraint("booking_max_age >= 0", name="booking_max_age_not_negative"),
         CheckConstraint(
             "type IN ({})".format(", ".join(f"'{t}'" for t in SERVER_TYPES)), name="known_type"
         ),
@@ -45,6 +46,10 @@ class Configuration(db.Model):
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     cluster_client_id: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
     grace_time: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # A booking whose job is not seen checking out is dropped after max(grace_time, this).
+    booking_max_age: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=1800, server_default="1800"
+    )
     type: Mapped[str] = mapped_column(String(16), nullable=False)
 
     license_servers: Mapped[list[LicenseServer]] = relationship(
@@ -122,6 +127,8 @@ class Feature(db.Model):
     used: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     report_status: Mapped[str | None] = mapped_column(String(16))
+    # Seconds between the reporting agent's cycles, as it stated: how long its report is fresh.
+    report_interval: Mapped[int | None] = mapped_column(Integer)
 
     product: Mapped[Product] = relationship(back_populates="features")
     configuration: Mapped[Configuration] = relationship(back_populates="features")

@@ -78,7 +78,7 @@ class Settings:
     signing_key_file: str | None
     token_lifetime: int
     oidc_jwks_min_refresh: int
-    report_staleness: int
+    report_fresh_intervals: int
     log_level: str
     trusted_proxies: int
     cli_client_id: str
@@ -97,7 +97,7 @@ class Settings:
             "signing_key_file": os.environ.get("LM_SIGNING_KEY_FILE") or None,
             "token_lifetime": _int_env("LM_TOKEN_LIFETIME", 3600, minimum=60),
             "oidc_jwks_min_refresh": _int_env("LM_OIDC_JWKS_MIN_REFRESH", 60),
-            "report_staleness": _int_env("LM_REPORT_STALENESS", 600, minimum=1),
+            "report_fresh_intervals": _int_env("LM_REPORT_FRESH_INTERVALS", 3, minimum=1),
             "log_level": os.environ.get("LM_LOG_LEVEL", "INFO").upper(),
             "trusted_proxies": _int_env("LM_TRUSTED_PROXIES", 0),
             "cli_client_id": os.environ.get("LM_CLI_CLIENT_ID") or DEFAULT_CLI_CLIENT_ID,

@@ -61,6 +61,7 @@ def record_usage(cluster: str | None, reports: Iterable[Mapping[str, Any]]) -> l
         feature.total = report.get("total", feature.total)
         feature.used = report.get("used", feature.used)
         feature.report_status = report["status"]
+        feature.report_interval = report.get("interval")
         feature.reported_at = now
     feature_ids = [feature.id for feature in features]
     db.session.commit()

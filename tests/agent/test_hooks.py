@@ -8,6 +8,7 @@ import os
 import stat
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from devstack.processes import free_port, wait_for
@@ -63,6 +64,22 @@ def test_prolog_refuses_a_job_when_the_pool_lacks_licenses(
     refusal = next(line for line in log.splitlines() if "job 102 refused" in line)
     assert "abaqus.abaqus: 9 requested, 8 available" in refusal
     assert "Slurm requeues it" in refusal
+
+
+def test_prolog_refuses_and_logs_a_job_whose_pool_was_not_reported_recently(
+    pool: LiveApi, agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    # The agent last reported 10 minutes ago (it states no interval: 60 s, fresh for 180 s).
+    with psycopg.connect(pool.database_url) as connection:
+        connection.execute("UPDATE features SET reported_at = now() - interval '10 minutes'")
+    env = job_env(agent_yaml(), "104", "abaqus.abaqus@flexlm:1")
+
+    code, log = hook("prolog", env, tmp_path)
+
+    assert code == 1
+    assert "104" not in jobs_in_api(pool)
+    refusal = next(line for line in log.splitlines() if "job 104 refused" in line)
+    assert "abaqus.abaqus: 1 requested, stale: last report 600 s ago" in refusal
 
 
 @pytest.mark.parametrize(("policy", "exit_code"), [("requeue", 1), ("allow", 0)])

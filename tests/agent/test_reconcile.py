@@ -274,6 +274,7 @@ def test_reservation_is_created_updated_and_deleted_as_server_usage_changes(
     assert site.slurm_license(ABAQUS).reserved == 4
     feature = site.feature("abaqus.abaqus")
     assert (feature["total"], feature["used"], feature["report_status"]) == (10, 4, "ok")
+    assert feature["report_interval"] == site.config.stat_interval, "fresh for a few of them"
 
     checkout(site, 3, user="other")
     site.reconcile()
@@ -376,24 +377,32 @@ def test_jobs_that_left_slurm_or_went_back_to_pending_are_deleted(
 
 
 @pytest.mark.slurm
-def test_bookings_older_than_the_grace_time_are_deleted(site: Site) -> None:
+def test_a_booking_without_checkout_outlives_the_grace_time_until_its_maximum_age(
+    site: Site, agent_log: pytest.LogCaptureFixture
+) -> None:
     site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
     site.simulator.add_server("rlm", "lic2:5053", {"cfd": 5})
-    site.add_configuration("flexlm", ["lic1:27000"], ["abaqus.abaqus"], grace_time=0)
-    site.add_configuration("rlm", ["lic2:5053"], ["ansys.cfd"], grace_time=3600)
+    abaqus = site.add_configuration("flexlm", ["lic1:27000"], ["abaqus.abaqus"], grace_time=0)
+    site.add_configuration("rlm", ["lic2:5053"], ["ansys.cfd"], grace_time=0)
     site.reconcile()
     job_id = site.run_job({ABAQUS: 2, ANSYS: 1})
     assert site.book(job_id, {"abaqus.abaqus": 2, "ansys.cfd": 1}) == 201
     checkout(site, 3)
-    site.simulator("checkout", "--server", "lic2:5053", "cfd", "--user", "desk", "--host", "pc1")
 
+    site.reconcile()
+    # Past the grace time, not checked out yet (a solver still reading its input): kept.
+    assert len(site.jobs()[str(job_id)]["bookings"]) == 2
+    # abaqus: server 3 - slurm 2 + booking 2; ansys: server 0 - slurm 1 + booking 1.
+    assert site.reserved() == {ABAQUS: 3}
+
+    site.api.admin.put(f"/lm/configurations/{abaqus['id']}", {"booking_max_age": 0})
     site.reconcile()
 
     job = site.jobs()[str(job_id)]
     assert [booking["product_feature"] for booking in job["bookings"]] == ["ansys.cfd"]
-    # abaqus: server 3 - slurm 2 + no booking (past grace time, the job must have checked out);
-    # ansys: server 1 - slurm 1 + booking 1 (still in its grace time).
-    assert site.reserved() == {ABAQUS: 1, ANSYS: 1}
+    assert "no checkout seen within its maximum age of 0 s" in agent_log.text
+    # abaqus: server 3 - slurm 2, no booking any more.
+    assert site.reserved() == {ABAQUS: 1}
 
 
 @pytest.mark.slurm

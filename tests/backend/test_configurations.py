@@ -27,6 +27,7 @@ def test_create_then_show_with_servers_and_features(client, auth_headers, catalo
     assert created.json == {
         "id": config_id,
         **CONFIGURATION,
+        "booking_max_age": 1800,
         "license_servers": [],
         "features": [],
     }
@@ -60,6 +61,8 @@ def test_name_is_unique_within_a_cluster_only(client, auth_headers, catalog):
         ({"grace_time": -1}, "grace_time"),
         ({"grace_time": 2**64}, "grace_time"),
         ({"grace_time": 1.5}, "grace_time"),
+        ({"booking_max_age": -1}, "booking_max_age"),
+        ({"booking_max_age": "1800"}, "booking_max_age"),
         ({"type": "sentinel"}, "type"),
         ({"name": ""}, "name"),
         ({"cluster_client_id": None}, "cluster_client_id"),

@@ -37,6 +37,7 @@ def test_create_shows_product_and_availability(client, auth_headers, site):
         "available": 0,
         "reported_at": None,
         "report_status": None,
+        "report_interval": None,
     }
 
 
@@ -158,6 +159,16 @@ def test_report_matches_names_case_insensitively_and_stamps_it(client, auth_head
     assert before <= reported_at <= before + timedelta(minutes=1)
 
 
+def test_a_report_keeps_the_interval_its_agent_states(client, auth_headers, catalog, site):
+    catalog.feature(**site, name="cae")
+    read = {"product_name": "abaqus", "feature_name": "cae", "total": 10, "used": 1}
+
+    [updated] = report(client, auth_headers, [{**read, "interval": 30}]).json
+    assert updated["report_interval"] == 30
+    [updated] = report(client, auth_headers, [read]).json
+    assert updated["report_interval"] is None, "a report stating none: the default applies"
+
+
 def test_unreachable_report_keeps_the_last_counts(client, auth_headers, catalog, site):
     catalog.feature(**site, name="cae")
     ok = {"product_name": "abaqus", "feature_name": "cae", "total": 100, "used": 40}
@@ -211,6 +222,14 @@ def test_unknown_names_are_all_named_and_nothing_is_written(client, auth_headers
             "status",
         ),
         ({"product_name": "abaqus"}, "_schema"),
+        (
+            [{"product_name": "a", "feature_name": "c", "status": "unreachable", "interval": 0}],
+            "interval",
+        ),
+        (
+            [{"product_name": "a", "feature_name": "c", "status": "unreachable", "interval": "6"}],
+            "interval",
+        ),
     ],
 )
 def test_malformed_reports_are_refused(client, auth_headers, body, problem):

@@ -8,6 +8,7 @@ its prolog is eligible again ~6 s later (cred_expire=5), so deadlines are a few 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -99,6 +100,7 @@ def test_two_jobs_racing_for_the_last_tokens_one_is_granted_the_other_waits_its_
     other = other_cluster(stack, "race", pool, total=4)
     # Between two reconcile runs another cluster books 2 of the 4 tokens: Slurm still sees 4.
     stack.stop_reconcile_loop()
+    report_as_a_slow_agent(stack, pool, used=0)
     other.call("POST", "/lm/jobs", json=other_job(pool.product_feature, 2))
     assert stack.slurm.license_usage()[pool.slurm_license]["Reserved"] == 0
 
@@ -148,6 +150,7 @@ def test_the_prolog_refuses_desktop_reserved_tokens_even_when_slurm_offers_them(
     """Between two reconcile runs Slurm may not know the share yet: the booking rule holds it."""
     pool = new_pool(4, reserved=1)
     stack.stop_reconcile_loop()
+    report_as_a_slow_agent(stack, pool, used=0)
     # Drop what the agent reserved so far (none, if it was stopped before reserving).
     stack.slurm.run(
         "scontrol", "delete", f"reservationname={AgentConfig.reservation_name}", check=False
@@ -190,22 +193,32 @@ def test_a_mirror_answers_when_the_first_server_is_down(
     assert stack.slurm.job_restarts(job_id) == 0
 
 
-def test_a_job_that_never_checks_out_loses_its_booking_after_the_grace_time(
+def test_a_job_that_never_checks_out_keeps_its_booking_past_the_grace_time_until_the_maximum(
     stack: Stack, new_pool: PoolFactory
 ) -> None:
-    pool = new_pool(3, grace_time=4)
+    pool = new_pool(3, grace_time=1)
+    max_age = 8
+    assert stack.admin is not None
+    stack.admin.call(
+        "PUT", f"/lm/configurations/{pool.config_id}", json={"booking_max_age": max_age}
+    )
     job = stack.slurm.submit_held(licenses={pool.slurm_license: 2})
     stack.slurm.wait_for_job(job.job_id, "RUNNING")
     record = stack.api_job(job.job_id)
     assert record is not None and record["bookings"]
+    booked_at = datetime.fromisoformat(record["bookings"][0]["created_at"])
 
     wait_for(
         lambda: (found := stack.api_job(job.job_id)) is None or not found["bookings"],
         CYCLES,
-        "reconcile to drop the booking once the grace time passed",
+        "reconcile to drop the booking once its maximum age passed",
     )
+    held_for = (datetime.now(UTC) - booked_at).total_seconds()
+    assert held_for >= max_age, f"dropped after {held_for:.1f} s, before its maximum age"
     assert stack.slurm.job_state(job.job_id) == "RUNNING"
-    assert agent_log_lines(stack, f"booking of job {job.job_id} deleted", "grace time")
+    assert agent_log_lines(
+        stack, f"booking of job {job.job_id} deleted", f"maximum age of {max_age} s"
+    )
     job.release()
 
 
@@ -264,6 +277,16 @@ def test_jobs_with_untracked_licenses_are_not_delayed(stack: Stack) -> None:
     stack.slurm.wait_for_job(job_id, "COMPLETED")
     assert stack.slurm.job_restarts(job_id) == 0
     assert agent_log_lines(stack, f"job {job_id} granted", "not tracked", "matlab.matlab")
+
+
+def report_as_a_slow_agent(stack: Stack, pool: Pool, used: int) -> None:
+    """Report the pool as this cluster's agent would if it reconciled only every 10 minutes:
+    the report stays fresh (bookable) while the test holds the reconcile loop."""
+    agent = ApiSession(stack.api.url, stack.agent_client)
+    total = stack.slurm.licenses[pool.slurm_license]
+    report = {"product_name": pool.product, "feature_name": pool.feature, "total": total,
+              "used": used, "interval": 600}  # fmt: skip
+    agent.call("PUT", "/lm/features/by_client_id", json=[report])
 
 
 def other_cluster(stack: Stack, name: str, pool: Pool, total: int) -> ApiSession:

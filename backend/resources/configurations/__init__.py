@@ -30,6 +30,7 @@ LISTING = Listing(
         "name": Configuration.name,
         "cluster_client_id": Configuration.cluster_client_id,
         "grace_time": Configuration.grace_time,
+        "booking_max_age": Configuration.booking_max_age,
         "type": Configuration.type,
     },
     (Configuration.name, Configuration.cluster_client_id, Configuration.type),

@@ -14,7 +14,17 @@ class ConfigurationSchema(Schema):
     cluster_client_id = Text(required=True, metadata={"example": "cluster-client-id"})
     grace_time = Count(
         required=True,
-        metadata={"example": 60, "description": "Seconds a job has to check out its licenses"},
+        metadata={
+            "example": 60,
+            "description": "Seconds a booking is kept at least, even if no checkout is seen",
+        },
+    )
+    booking_max_age = Count(
+        metadata={
+            "example": 1800,
+            "description": "Seconds after which a booking whose job was not seen checking out "
+            "is dropped; never before grace_time (default 1800)",
+        },
     )
     type = fields.String(
         required=True, validate=validate.OneOf(SERVER_TYPES), metadata={"example": "flexlm"}

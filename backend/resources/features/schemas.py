@@ -5,7 +5,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from backend.models import REPORT_STATUSES, Feature
-from backend.resources.fields import Count, PartialUpdate, RowId, Text
+from backend.resources.fields import BoundedInteger, Count, PartialUpdate, RowId, Text
 
 
 class ProductReferenceSchema(Schema):
@@ -32,6 +32,11 @@ class FeatureSchema(Schema):
     )
     reported_at = fields.DateTime(dump_only=True, allow_none=True)
     report_status = fields.String(dump_only=True, allow_none=True)
+    report_interval = fields.Integer(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "Seconds between the reporting agent's cycles, as it stated"},
+    )
 
     def available_licenses(self, feature: Feature) -> int:
         return max(0, feature.total - feature.used - feature.reserved - feature.booked)
@@ -45,6 +50,14 @@ class FeatureReportSchema(Schema):
     total = Count(metadata={"description": "Required unless status is unreachable"})
     used = Count(metadata={"description": "Required unless status is unreachable"})
     status = fields.String(load_default="ok", validate=validate.OneOf(REPORT_STATUSES))
+    interval = BoundedInteger(
+        minimum=1,
+        metadata={
+            "description": "Seconds between the agent's reconcile cycles: the report is fresh "
+            "for LM_REPORT_FRESH_INTERVALS of them (60 s when not stated)",
+            "example": 60,
+        },
+    )
 
     @validates_schema
     def counts_when_read(self, report: dict[str, Any], **kwargs: Any) -> None:
