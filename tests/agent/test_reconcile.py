@@ -618,7 +618,7 @@ def test_an_api_failing_mid_cycle_still_sizes_the_reservation(
     real_put = api.put
 
     def put_fails(path: str, json: Any) -> Any:
-        api.config = replace(api.config, api_url=f"http://127.0.0.1:{free_port()}")
+        api.base_url = f"http://127.0.0.1:{free_port()}"  # the API went down after our poll
         return real_put(path, json)
 
     api.put = put_fails  # type: ignore[method-assign]
