@@ -1,7 +1,7 @@
 """booking lifetime (configurations.booking_max_age) and report freshness (features.report_interval)
 
-Revision ID: 0004_booking_lifetime_freshness
-Revises: 0003_license_failures
+Revision ID: 0005_booking_lifetime_freshness
+Revises: 0004_people
 Create Date: 2026-11-30 02:00:00
 
 """
@@ -9,8 +9,8 @@ Create Date: 2026-11-30 02:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_booking_lifetime_freshness"
-down_revision = "0003_license_failures"
+revision = "0005_booking_lifetime_freshness"
+down_revision = "0004_people"
 branch_labels = None
 depends_on = None
 
