@@ -361,14 +361,14 @@ def clean_up(
             item = tracked.get(booking["feature_id"])
             if item is None:
                 continue  # a feature of a configuration created after our poll
-            why = _booking_expiry(booking, job, item, now, unclaimed)
-            if why and _delete(api, f"/lm/bookings/{booking['id']}"):
+            expired = _booking_expiry(booking, job, item, now, unclaimed)
+            if expired and _delete(api, f"/lm/bookings/{booking['id']}"):
                 log.info(
                     "booking of job %s deleted (%s x%s): %s",
                     job["slurm_job_id"],
                     item.product_feature,
                     booking["quantity"],
-                    why,
+                    expired,
                 )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
-from flask import Flask, send_from_directory
+from flask import Flask, Response, send_from_directory
 from flask_smorest import Api
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
@@ -68,7 +68,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Behind TLS-terminating proxies: take scheme, host and client from their X-Forwarded-*
         # headers (the token endpoint requires HTTPS), from exactly that many proxies.
         hops = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
     return app
 
 
@@ -121,5 +123,5 @@ def _register_swagger_ui_files(app: Flask) -> None:
     root = swagger_ui_bundle.swagger_ui_path
 
     @app.get(f"{SWAGGER_UI_STATIC}<path:filename>")
-    def swagger_ui_static(filename: str):
+    def swagger_ui_static(filename: str) -> Response:
         return send_from_directory(root, filename)

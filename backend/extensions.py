@@ -3,11 +3,14 @@
 flask-smorest's Api is made per app in `create_app`: its OpenAPI document is per app.
 """
 
+from typing import Any
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
+from sqlalchemy.orm import Session, scoped_session
 
 # Stable constraint names so Alembic migrations can name (and drop) them.
 NAMING_CONVENTION = {
@@ -23,3 +26,6 @@ migrate = Migrate()
 # Limits only where a view asks (login page, device endpoint); counted per client address, in
 # each process's memory (behind LM_TRUSTED_PROXIES the address is the forwarded one).
 limiter = Limiter(get_remote_address, storage_uri="memory://", default_limits=[])
+
+# A plain SQLAlchemy session, or Flask-SQLAlchemy's `db.session` (a scoped proxy of one).
+AnySession = Session | scoped_session[Any]

@@ -37,8 +37,8 @@ def parse(text: str) -> dict[str, FeatureUsage]:
         elif line.startswith("---"):
             name = current = None
         elif current is None:
-            counts = _COUNTS.match(line) if name is not None else None
-            if counts:
+            counts = _COUNTS.match(line)
+            if counts and name is not None:
                 current = table.add_pool(name, int(counts["total"]), int(counts["used"]))
         else:
             checkout = _CHECKOUT.match(line)

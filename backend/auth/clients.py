@@ -10,9 +10,9 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from backend.auth.permissions import validate_permission_names
+from backend.extensions import AnySession
 from backend.models import OAuthClient
 
 # scrypt cost: ~50 ms per check, paid once per token request (agents cache their tokens).
@@ -64,7 +64,7 @@ class NewClient:
 
 
 def create_client(
-    session: Session, *, name: str, permissions: list[str], client_id: str | None = None
+    session: AnySession, *, name: str, permissions: list[str], client_id: str | None = None
 ) -> NewClient:
     """Store a client with a random secret; the client id defaults to the name."""
     client_id = client_id or name
@@ -91,15 +91,15 @@ def create_client(
     return NewClient(client_id=client_id, client_secret=secret)
 
 
-def find_client(session: Session, client_id: str) -> OAuthClient | None:
+def find_client(session: AnySession, client_id: str) -> OAuthClient | None:
     return session.scalars(select(OAuthClient).where(OAuthClient.client_id == client_id)).first()
 
 
-def list_clients(session: Session) -> list[OAuthClient]:
+def list_clients(session: AnySession) -> list[OAuthClient]:
     return list(session.scalars(select(OAuthClient).order_by(OAuthClient.client_id)))
 
 
-def delete_client(session: Session, client_id: str) -> None:
+def delete_client(session: AnySession, client_id: str) -> None:
     client = find_client(session, client_id)
     if client is None:
         raise ClientError(f"no client {client_id!r}")

@@ -6,7 +6,7 @@ import functools
 import http
 from collections.abc import Callable
 from copy import deepcopy
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from flask import current_app, g, request
 from flask_smorest import abort
@@ -21,7 +21,7 @@ SECURITY_SCHEME = "bearerAuth"
 View = TypeVar("View", bound=Callable[..., Any])
 
 
-def _unauthorized(message: str, error: str | None = None) -> None:
+def _unauthorized(message: str, error: str | None = None) -> NoReturn:
     challenge = 'Bearer realm="license-manager"'
     if error:
         description = message.replace('"', "'")

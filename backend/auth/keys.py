@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import Any
 
 from joserfc.jwk import RSAKey
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
 
+from backend.extensions import AnySession
 from backend.models import SigningKey
 
 SIGNING_ALGORITHM = "RS256"
@@ -42,7 +43,7 @@ def load_key_file(path: str) -> RSAKey:
     return _with_key_id(key)
 
 
-def load_or_create_database_key(session: Session) -> RSAKey:
+def load_or_create_database_key(session: AnySession) -> RSAKey:
     """Return the database's key, creating it on first start.
 
     A transaction-level advisory lock makes processes that start together wait for the first one,
@@ -59,6 +60,6 @@ def load_or_create_database_key(session: Session) -> RSAKey:
     return key
 
 
-def public_jwk(key: RSAKey) -> dict[str, str]:
+def public_jwk(key: RSAKey) -> dict[str, Any]:
     """The key as published in the JWKS: public parts only, with its id, use and algorithm."""
     return {**key.as_dict(private=False), "kid": key.kid, "use": "sig", "alg": SIGNING_ALGORITHM}

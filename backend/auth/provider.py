@@ -8,9 +8,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from typing import cast
 
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ class ProviderKeySource:
         if not isinstance(jwks_uri, str):
             raise ProviderUnavailableError(f"{self._discovery_url} names no jwks_uri")
         try:
-            keys = KeySet.import_key_set(_fetch_json(jwks_uri))
+            # A JWKS document of the wrong shape raises one of the errors below.
+            keys = KeySet.import_key_set(cast("KeySetSerialization", _fetch_json(jwks_uri)))
         except (JoseError, ValueError, KeyError, TypeError) as error:
             raise ProviderUnavailableError(f"{jwks_uri} is not a usable JWKS: {error}") from error
         log.info("fetched %d signing key(s) from %s", len(keys.keys), jwks_uri)

@@ -118,13 +118,14 @@ class TokenVerifier:
         self._issuer = issuer
         self._login_clients = login_clients
         self._verified: dict[str, tuple[Identity, float]] = {}
-        options: dict[str, dict[str, object]] = {
+        options: dict[str, jwt.ClaimsOption] = {
             "iss": {"essential": True, "value": issuer},
             "exp": {"essential": True},
         }
         if audience:
             options["aud"] = {"essential": True, "value": audience}
-        self._claims_registry = jwt.JWTClaimsRegistry(leeway=30, **options)
+        # mypy cannot tell that no claim is named like the `now` parameter.
+        self._claims_registry = jwt.JWTClaimsRegistry(leeway=30, **options)  # type: ignore[arg-type]
 
     def _resolve_key(self, token: GuestProtocol) -> KeySet:
         return self._keys.verification_keys(token.headers().get("kid"))

@@ -62,4 +62,5 @@ class PartialUpdate:
     """Mixin for a PUT body schema: every field optional, only the fields sent change."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(partial=True, **kwargs)
+        # The marshmallow Schema that follows this mixin in the MRO takes `partial`.
+        super().__init__(partial=True, **kwargs)  # type: ignore[call-arg]

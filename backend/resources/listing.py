@@ -16,6 +16,7 @@ from typing import Any
 from flask_smorest.pagination import PaginationParameters
 from marshmallow import Schema, fields, validate
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.extensions import db
@@ -36,8 +37,8 @@ class Listing:
     """
 
     resource: str
-    sortable: Mapping[str, ColumnElement[Any]]
-    searchable: tuple[ColumnElement[str], ...]
+    sortable: Mapping[str, ColumnElement[Any] | QueryableAttribute[Any]]
+    searchable: tuple[ColumnElement[str] | QueryableAttribute[str], ...]
 
     def __post_init__(self) -> None:
         if "id" not in self.sortable:

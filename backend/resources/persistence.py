@@ -64,7 +64,7 @@ def commit_or_abort(refusals: Mapping[str, tuple[int, str]]) -> None:
     except IntegrityError as error:
         db.session.rollback()
         constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
-        if constraint not in refusals:
+        if constraint is None or constraint not in refusals:
             raise
         status, message = refusals[constraint]
         abort(status, message=message)

@@ -47,7 +47,7 @@ def booking_view(booking: Booking) -> dict[str, Any]:
     }
 
 
-def bookings_with_names() -> Select[tuple[Booking]]:
+def bookings_with_names() -> Select[Booking]:
     """Bookings with their job, feature and product loaded in the same query."""
     return (
         select(Booking)

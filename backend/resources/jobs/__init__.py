@@ -55,7 +55,7 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def _jobs(cluster_client_id: str | None) -> Select[tuple[Job]]:
+def _jobs(cluster_client_id: str | None) -> Select[Job]:
     """Jobs with their bookings, of one cluster or (None) of all."""
     statement = select(Job).options(WITH_BOOKINGS)
     if cluster_client_id is not None:
