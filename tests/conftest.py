@@ -1,4 +1,4 @@
-"""Shared fixtures: a real, throw-away PostgreSQL cluster for the whole test session."""
+"""Shared fixtures: a real, throw-away PostgreSQL cluster for the whole test session; markers."""
 
 from __future__ import annotations
 
@@ -33,6 +33,21 @@ def postgres() -> Iterator[PostgresCluster]:
 def database_url(postgres: PostgresCluster) -> str:
     """An empty database for the backend tests (migrations are applied by the app fixture)."""
     return postgres.ensure_database("lm_test")
+
+
+# A test needing one of these fixtures (directly or through others) gets the marker, so that
+# `-m unit` selects the tests that need no PostgreSQL, Slurm or whole stack, whatever folder they
+# are in.
+MARKER_OF_FIXTURE = {"postgres": "postgres", "slurm_cluster": "slurm", "whole_stack": "e2e"}
+SERVICE_MARKERS = ("postgres", "slurm", "e2e", "deploy")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in set(MARKER_OF_FIXTURE) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(MARKER_OF_FIXTURE[fixture])
+        if not any(item.get_closest_marker(name) for name in SERVICE_MARKERS):
+            item.add_marker("unit")
 
 
 # Licenses of the session's Slurm cluster; tests that change them put them back.

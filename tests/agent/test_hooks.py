@@ -3,9 +3,12 @@ holds only the job's SLURM_* variables (no PATH, HOME or USER), against the real
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -15,6 +18,14 @@ from devstack.processes import free_port, wait_for
 from tests.agent.conftest import LiveApi, WriteConfig, hook, job_env, jobs_in_api, run_agent
 
 TOKEN_REQUEST = "POST /lm/oauth/token 200"
+SETUP_CFG = Path(__file__).resolve().parents[2] / "setup.cfg"
+# Runs `lm-agent prolog` and, at exit, writes every module the process loaded to argv[1].
+PROLOG_LISTING_MODULES = """
+import atexit, sys
+atexit.register(lambda: open(sys.argv[1], "w").write("\\n".join(sorted(sys.modules))))
+from agent.main import main
+main(["prolog"])
+"""
 
 
 @pytest.mark.parametrize("licenses", [None, "(null)", "", "matlab:2"])
@@ -190,3 +201,33 @@ def test_epilog_never_fails_when_the_api_is_down(agent_yaml: WriteConfig, tmp_pa
     assert code == 0
     assert "job 112 not released: cannot reach" in log
     assert "reconcile will remove it" in log
+
+
+def test_a_licensed_prolog_loads_none_of_the_modules_the_hook_contract_forbids(
+    pool: LiveApi, agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    """The import-linter contract sees imports in the code; this sees what a real run loads."""
+    contracts = configparser.ConfigParser()
+    contracts.read(SETUP_CFG)
+    forbidden = contracts["importlinter:contract:hooks"]["forbidden_modules"].split()
+    listing = tmp_path / "modules"
+    env = job_env(agent_yaml(), "401", "abaqus.abaqus@flexlm:1")
+
+    result = subprocess.run(
+        [sys.executable, "-c", PROLOG_LISTING_MODULES, str(listing)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "401" in jobs_in_api(pool), "the prolog booked the job"
+    loaded = listing.read_text().split()
+    assert {"agent.hooks", "agent.api", "yaml"} <= set(loaded), "the listing is of a real run"
+    assert [
+        module
+        for module in loaded
+        if any(module == name or module.startswith(f"{name}.") for name in forbidden)
+    ] == []

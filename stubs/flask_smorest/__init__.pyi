@@ -1,0 +1,6 @@
+# flask-smorest ships no type information. What mypy must know: abort() never returns (it
+# raises the HTTP error), so code after a failed check is known to have a value. The rest is Any.
+from typing import Any, NoReturn
+
+def abort(http_status_code: int, exc: Exception | None = None, **kwargs: Any) -> NoReturn: ...
+def __getattr__(name: str) -> Any: ...
