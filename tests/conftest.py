@@ -38,14 +38,19 @@ def database_url(postgres: PostgresCluster) -> str:
 # A test needing one of these fixtures (directly or through others) gets the marker, so that
 # `-m unit` selects the tests that need no PostgreSQL, Slurm or whole stack, whatever folder they
 # are in.
-MARKER_OF_FIXTURE = {"postgres": "postgres", "slurm_cluster": "slurm", "whole_stack": "e2e"}
+MARKERS_OF_FIXTURE = {
+    "postgres": ("postgres",),
+    "slurm_cluster": ("slurm",),
+    "whole_stack": ("e2e", "slurm", "postgres"),
+}
 SERVICE_MARKERS = ("postgres", "slurm", "e2e", "deploy")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        for fixture in set(MARKER_OF_FIXTURE) & set(getattr(item, "fixturenames", ())):
-            item.add_marker(MARKER_OF_FIXTURE[fixture])
+        for fixture in set(MARKERS_OF_FIXTURE) & set(getattr(item, "fixturenames", ())):
+            for marker in MARKERS_OF_FIXTURE[fixture]:
+                item.add_marker(marker)
         if not any(item.get_closest_marker(name) for name in SERVICE_MARKERS):
             item.add_marker("unit")
 
