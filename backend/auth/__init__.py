@@ -21,7 +21,6 @@ from backend.auth.issuer import create_authorization_server
 from backend.auth.keys import load_key_file, load_or_create_database_key
 from backend.auth.permissions import (
     Identity,
-    UnknownPermissionError,
     has_permission,
     may_access_cluster,
     validate_permission_names,
@@ -36,7 +35,7 @@ from backend.auth.tokens import (
 from backend.auth.verification import blp as verification_blp
 from backend.extensions import db, limiter
 from backend.settings import Settings
-from lm_common.facts import ADMIN_PERMISSION
+from lm_common.facts import ADMIN_PERMISSION, UnknownPermissionError
 
 __all__ = [
     "ADMIN_PERMISSION",

@@ -18,8 +18,8 @@ from backend.auth.people import (
     list_people,
     set_password,
 )
-from backend.auth.permissions import UnknownPermissionError
 from backend.extensions import db
+from lm_common.facts import UnknownPermissionError
 
 clients_cli = AppGroup("clients", help="OAuth clients of the built-in token issuer.")
 

@@ -51,7 +51,7 @@ LISTING = Listing(
 )
 
 
-class ListArgs(LISTING.args_schema, LicenseFailureFilterSchema):  # type: ignore[misc,valid-type]
+class ListArgs(LISTING.args_schema, LicenseFailureFilterSchema):
     """search, sort_field, sort_order plus the exact filters."""
 
 
