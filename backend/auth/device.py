@@ -143,7 +143,10 @@ class DeviceGrant(DeviceCodeGrant):
         row = self._row
         if row.approved is None or row.person_id is None:
             return None
-        return db.session.get(Person, row.person_id), bool(row.approved)
+        person = db.session.get(Person, row.person_id)
+        if person is None:  # deleted since approving: nobody to issue the token to
+            return None
+        return person, bool(row.approved)
 
     def should_slow_down(self, credential: DeviceCredentialDict) -> bool:
         """A client polling faster than the interval is told to slow down (RFC 8628 3.5)."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from backend.auth.permissions import validate_permission_names
+from backend.extensions import AnySession
 from backend.models import Person
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -31,18 +31,20 @@ def check_password_rules(password: str) -> None:
         raise PersonError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
 
 
-def find_person(session: Session, name: str) -> Person | None:
+def find_person(session: AnySession, name: str) -> Person | None:
     return session.scalars(select(Person).where(Person.name == name)).first()
 
 
-def _existing(session: Session, name: str) -> Person:
+def _existing(session: AnySession, name: str) -> Person:
     person = find_person(session, name)
     if person is None:
         raise PersonError(f"no person {name!r}")
     return person
 
 
-def create_person(session: Session, *, name: str, password: str, permissions: list[str]) -> Person:
+def create_person(
+    session: AnySession, *, name: str, password: str, permissions: list[str]
+) -> Person:
     """Store a person with a hashed password and validated permissions."""
     if not NAME_PATTERN.match(name):
         raise PersonError(
@@ -63,24 +65,24 @@ def create_person(session: Session, *, name: str, password: str, permissions: li
     return person
 
 
-def list_people(session: Session) -> list[Person]:
+def list_people(session: AnySession) -> list[Person]:
     return list(session.scalars(select(Person).order_by(Person.name)))
 
 
-def delete_person(session: Session, name: str) -> None:
+def delete_person(session: AnySession, name: str) -> None:
     """Delete a person; the database drops their refresh tokens and pending logins with them."""
     session.delete(_existing(session, name))
     session.commit()
 
 
-def set_password(session: Session, name: str, password: str) -> None:
+def set_password(session: AnySession, name: str, password: str) -> None:
     check_password_rules(password)
     person = _existing(session, name)
     person.password_hash = generate_password_hash(password)
     session.commit()
 
 
-def authenticate_person(session: Session, name: str, password: str) -> Person | None:
+def authenticate_person(session: AnySession, name: str, password: str) -> Person | None:
     """The person when name and password match, else None (same cost either way)."""
     person = find_person(session, name) if NAME_PATTERN.match(name) else None
     stored = person.password_hash if person is not None else _DUMMY_HASH

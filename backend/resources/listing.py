@@ -49,7 +49,7 @@ class Listing:
         """Each searched column once: joined tables' columns by `table.column` (products.name)."""
         own_table = self.sortable["id"].table
         names = (
-            column.key if column.table is own_table else f"{column.table.name}.{column.key}"
+            str(column.key) if column.table is own_table else f"{column.table.name}.{column.key}"
             for column in self.searchable
         )
         return list(dict.fromkeys(names))
