@@ -19,6 +19,7 @@ once a failure is recognised: the normal epilog never loads subprocess or the Sl
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import threading
 from collections.abc import Iterator, Mapping
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from agent.failure_settings import FailureRule, LicenseFailureSettings
 from agent.job_output import Unreadable, output_files, read_tail
-from agent.license_errors import CATALOGUE, LicenseError, Searcher
+from agent.license_errors import LicenseError, search
 from agent.slurm_env import MalformedValue, exit_code, is_number, parse_job_licenses
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def _search_output(
     off: str | None,
     log: logging.Logger,
 ) -> Verdict | None:
-    searcher = Searcher(CATALOGUE + _rule_errors(rules))
+    patterns = _rule_patterns(rules)
     for path in output_files(job.environ):
         try:
             text = read_tail(
@@ -147,7 +148,7 @@ def _search_output(
         except Unreadable as problem:
             log.warning("job %s: output not searched: %s", job.job_id, problem)
             continue
-        found = searcher.search(text)
+        found = search(text, patterns)
         if found is None:
             continue
         for number, veto in enumerate(settings.not_license_failures):
@@ -164,12 +165,13 @@ def _search_output(
     return None
 
 
-def _rule_errors(rules: list[FailureRule]) -> tuple[LicenseError, ...]:
-    return tuple(
-        LicenseError(f"rule {rule.selector.label}", pattern)
+def _rule_patterns(rules: list[FailureRule]) -> list[tuple[LicenseError, re.Pattern[str]]]:
+    """The admins' patterns of the rules about this job, named after their rule."""
+    return [
+        (LicenseError(f"rule {rule.selector.label}", pattern.pattern), pattern)
         for rule in rules
         for pattern in rule.patterns
-    )
+    ]
 
 
 @contextlib.contextmanager

@@ -45,13 +45,17 @@ CLUSTER_PERMISSIONS = [permission_name("feature", "update"), permission_name("jo
 
 
 @contextmanager
-def api_with_pool(root: Path) -> Iterator[Path]:
-    """PostgreSQL and the API with the two features reported; yields the agent.yaml to use."""
+def api_with_pool(root: Path, permissions: list[str] = CLUSTER_PERMISSIONS) -> Iterator[Path]:
+    """PostgreSQL and the API with the two features reported; yields the agent.yaml to use
+    (its client holds `permissions` and feature:update)."""
     with ExitStack() as cleanup:
         api, clients = start_api(
             root,
             cleanup,
-            {"bench-admin": [ADMIN_PERMISSION], "bench-cluster": CLUSTER_PERMISSIONS},
+            {
+                "bench-admin": [ADMIN_PERMISSION],
+                "bench-cluster": sorted({*CLUSTER_PERMISSIONS, *permissions}),
+            },
         )
         admin = ApiClient(client_config(api, clients["bench-admin"], root / "admin-cache"))
         cluster = ApiClient(client_config(api, clients["bench-cluster"], root / "seed-cache"))

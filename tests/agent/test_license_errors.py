@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from agent.license_errors import CATALOGUE, MAX_QUOTE, Searcher
-
-SEARCHER = Searcher(CATALOGUE)
+from agent.license_errors import MAX_QUOTE, LicenseError, search
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ SEARCHER = Searcher(CATALOGUE)
     ],
 )
 def test_each_vendors_license_errors_are_recognised(output: str, rule: str) -> None:
-    found = SEARCHER.search(output)
+    found = search(output)
 
     assert found is not None
     assert found.rule == rule
@@ -103,20 +103,31 @@ def test_each_vendors_license_errors_are_recognised(output: str, rule: str) -> N
     ],
 )
 def test_other_failures_are_not_license_failures(output: str) -> None:
-    assert SEARCHER.search(output) is None
+    assert search(output) is None
 
 
 def test_the_last_license_error_is_the_one_reported() -> None:
     output = "All licenses in use\nretrying...\nFlexNet Licensing error:-96,7\nexit 1\n"
 
-    found = SEARCHER.search(output)
+    found = search(output)
 
     assert found is not None and found.rule.startswith("FlexNet -96")
     assert found.line == "FlexNet Licensing error:-96,7"
 
 
 def test_quotes_are_one_short_printable_line() -> None:
-    found = SEARCHER.search("\x1b[31mlicense not available\x07 " + "x" * 500)
+    found = search("\x1b[31mlicense not available\x07 " + "x" * 500)
 
     assert found is not None
     assert found.line.isprintable() and len(found.line) == MAX_QUOTE
+
+
+def test_an_admin_pattern_later_in_the_output_wins_and_names_its_rule() -> None:
+    extra = [(LicenseError("rule abaqus", "no seat"), re.compile("no seat", re.IGNORECASE))]
+    output = "All licenses in use\nretry\nPower: No seat free\nbye\n"
+
+    found = search(output, extra)
+
+    assert found is not None
+    assert (found.rule, found.line) == ("rule abaqus 'No seat'", "Power: No seat free")
+    assert search("Power: no seat\nAll licenses in use", extra).rule == "RLM 'All licenses in use'"
