@@ -70,11 +70,30 @@ def demo_pool(stack: Stack) -> Pool:
     return pool
 
 
+# A job as a solver without a free token behaves: a FlexNet error and exit 1, on its first run.
+LICENSE_FAILURE_JOB = """#!/bin/sh
+# Dies for lack of a license on its first run; the epilog requeues it; the second run succeeds.
+if [ "${SLURM_RESTART_COUNT:-0}" = 0 ]; then
+    echo "FlexNet Licensing error:-4,132. Licensed number of users already reached." >&2
+    exit 1
+fi
+echo "solver finished (run $((SLURM_RESTART_COUNT + 1)))"
+"""
+
+
+def license_failure_job(stack: Stack) -> Path:
+    script = stack.root / "license-failure-job.sh"
+    script.write_text(LICENSE_FAILURE_JOB)
+    script.chmod(0o755)
+    return script
+
+
 def up_whole_stack() -> None:
     stack = demo_stack()
     print(f"starting the License Manager demo in {stack.root} (first run: ~1 min) ...")
     stack.start()
     pool = demo_pool(stack)
+    failing_job = license_failure_job(stack)
     assert stack.admin is not None  # set by start()
     admin, token = stack.admin.credentials, stack.admin.fetch_token()
     simulator = f"{console_script('lm-simulator')} --state {stack.simulator.state_file}"
@@ -100,6 +119,12 @@ Watch bookings and the reservation change:
   export LM_CLIENT_SECRET={admin["client_secret"]}
   watch -n 2 '{console_script("lm-cli")} bookings list; scontrol show lic -o'
   tail -f {stack.agent_log}
+
+A job that dies for lack of a license on its first run: the epilog requeues it, it completes:
+  sbatch -L {pool.slurm_license}:1 --output={stack.slurm.job_dir}/slurm-%j.out {failing_job}
+  squeue -t all -o '%i %T %r'                  # FAILED -> PENDING (BeginTime) -> COMPLETED
+  grep 'requeued (' {stack.agent_log}
+  {console_script("lm-cli")} license-failures list
 
 Stop everything: scripts/down   (state stays in {stack.root} for the next scripts/up)"""
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,13 @@ def test_up_brings_the_whole_loop_up_reuses_it_and_down_stops_it(
     too_big = submit(6, "true")
     wait_for(lambda: slurm("squeue", "-h", "-j", too_big, "-o", "%r").strip() == "Licenses", 30,
              "the job that does not fit to wait for licenses")  # fmt: skip
+
+    # The printed license-failure try: requeued once by the epilog, then it completes.
+    failing = slurm(*shlex.split(printed(first.stdout, r"\n  (sbatch -L \S+:1 .*)\n")))
+    failing_id = failing.split()[-1]
+    wait_for(lambda: slurm("squeue", "-h", "-t", "all", "-j", failing_id, "-o", "%T").strip()
+             == "COMPLETED", 60, "the license-starved job to be requeued and complete")  # fmt: skip
+    assert "Restarts=1" in slurm("scontrol", "-o", "show", "job", failing_id)
 
     again = devstack("up", env=demo_env)
     assert again.returncode == 0, again.stderr
