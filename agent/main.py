@@ -75,7 +75,11 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, text in (
         ("prolog", "PrologSlurmctld: book the job's licenses (exit 1 = refused)"),
-        ("epilog", "EpilogSlurmctld: release the job's licenses (always exit 0)"),
+        (
+            "epilog",
+            "EpilogSlurmctld: release the job's licenses, requeue it if it died for lack of one"
+            " (always exit 0)",
+        ),
     ):
         commands.add_parser(name, help=text).set_defaults(run=_hook)
     return parser

@@ -10,6 +10,7 @@ Cases, interleaved so that load on the machine hits them alike:
   counted (one GET), requeued, event recorded (one POST). There is no slurmctld here, so
   `tools.scontrol` is /bin/true: the number holds the spawn of scontrol, not its RPC to
   slurmctld (a few ms more on a live controller).
+- `python_startup`: the bare interpreter of the same virtualenv, for scale on a loaded machine.
 """
 
 from __future__ import annotations
@@ -79,12 +80,17 @@ def run() -> dict[str, Any]:
                 ("failed_no_license_text", 1, plain),
                 ("license_failure", 1, starved),
             )
+            python = [str(Path(epilog[0]).parent / "python"), "-c", "pass"]
             for n in range(-WARM_UP_RUNS, RUNS):
                 for number, (case, code, output) in enumerate(cases):
                     env = epilog_env(config, 10_000 * (number + 1) + n, code, output)
                     wall, _ = wall_and_cpu_ms(epilog, env, root)
                     if n >= 0:
                         samples.setdefault(case, []).append(wall)
+                if n >= 0:  # the bare interpreter: how much of each number the machine's load is
+                    samples.setdefault("python_startup", []).append(
+                        wall_and_cpu_ms(python, {}, root)[0]
+                    )
             log = (root / "agent.log").read_text()
     finally:
         shutil.rmtree(root, ignore_errors=True)

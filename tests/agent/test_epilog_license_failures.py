@@ -12,15 +12,16 @@ from typing import Any
 
 import pytest
 
+from devstack.processes import free_port
 from tests.agent.conftest import LiveApi, WriteConfig, job_env, run_agent
 
 FLEXNET = "FlexNet Licensing error:-4,132. Licensed number of users already reached.\n"
 
 
-def epilog(config: Path, tmp_path: Path, job_id: str) -> tuple[int, str, str]:
-    """Run the epilog of a job that exited 1 (licenses abaqus.abaqus, output slurm-ID.out in
-    tmp_path); returns its exit code, its stderr and the agent's log."""
-    env = job_env(
+def job_env_of_failed(config: Path, tmp_path: Path, job_id: str) -> dict[str, str]:
+    """EpilogSlurmctld's variables for a job that exited 1 (licenses abaqus.abaqus, output
+    slurm-ID.out in tmp_path)."""
+    return job_env(
         config,
         job_id,
         "abaqus.abaqus@flexlm:2",
@@ -31,6 +32,11 @@ def epilog(config: Path, tmp_path: Path, job_id: str) -> tuple[int, str, str]:
         SLURM_JOB_WORK_DIR=str(tmp_path),
         SLURM_JOB_STDOUT="slurm-%j.out",
     )
+
+
+def epilog(config: Path, tmp_path: Path, job_id: str) -> tuple[int, str, str]:
+    """Run that epilog; returns its exit code, its stderr and the agent's log."""
+    env = job_env_of_failed(config, tmp_path, job_id)
     log_dir = tmp_path / "slurmctld-log"
     log_dir.mkdir(exist_ok=True)
     result = run_agent("epilog", env=env, cwd=log_dir)
@@ -163,3 +169,23 @@ def test_files_outside_the_allowed_folders_are_not_read(
     assert code == 0 and "Traceback" not in stderr
     assert "outside the allowed folders" in log
     assert events(pool) == []
+
+
+def test_without_the_api_slurms_restart_count_bounds_the_requeues(
+    agent_yaml: WriteConfig, tmp_path: Path
+) -> None:
+    """No endless loop when the API is down: the restart count (>= our requeues) is used."""
+    path = agent_yaml(
+        api_url=f"http://127.0.0.1:{free_port()}",
+        tools={"scontrol": str(tmp_path / "no-scontrol")},
+    )
+    (tmp_path / "slurm-507.out").write_text(FLEXNET)
+    env = {**job_env_of_failed(path, tmp_path, "507"), "SLURM_JOB_RESTART_COUNT": "3"}
+
+    result = run_agent("epilog", env=env, cwd=tmp_path)
+
+    log = (tmp_path / "log" / "agent.log").read_text()
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "job 507: earlier requeues unknown (" in log
+    assert "job 507 left failed (requeue limit 3 reached): FlexNet -4" in log
+    assert "job 507: license failure not recorded in the API: " in log
