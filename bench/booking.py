@@ -33,6 +33,7 @@ from sqlalchemy import TextClause
 
 from backend.booking import BOOK_AND_STATE_SQL, LOCK_POOLS_SQL, REPLACE_JOB_SQL, RESOLVE_SQL
 from devstack.api import ApiServer
+from devstack.catalog import add_configuration
 from devstack.postgres import PostgresCluster, postgres_bin
 from devstack.processes import free_port
 from devstack.stack import ApiSession
@@ -110,25 +111,9 @@ def _database(root: Path, cleanup: ExitStack) -> str:
 
 def _seed(admin: ApiSession, cluster_client_ids: list[str]) -> None:
     """Each cluster gets a configuration on the same license server with every feature."""
-    product_id = admin.call("POST", "/lm/products", json={"name": PRODUCT})["id"]
+    features = {f"{PRODUCT}.{name}": RESERVED for name in FEATURES}
     for cluster in cluster_client_ids:
-        configuration = {
-            "name": "bench",
-            "cluster_client_id": cluster,
-            "grace_time": 300,
-            "type": "flexlm",
-        }
-        config_id = admin.call("POST", "/lm/configurations", json=configuration)["id"]
-        server = {"config_id": config_id, "host": "licserv1", "port": 27000}
-        admin.call("POST", "/lm/license_servers", json=server)
-        for name in FEATURES:
-            feature = {
-                "name": name,
-                "product_id": product_id,
-                "config_id": config_id,
-                "reserved": RESERVED,
-            }
-            admin.call("POST", "/lm/features", json=feature)
+        add_configuration(admin, cluster, features, ("licserv1:27000",), name="bench")
 
 
 def _report_usage(cluster: ApiSession) -> None:

@@ -33,6 +33,7 @@ import yaml
 
 from agent.api import ApiClient
 from bench._stack import client_config, start_api
+from devstack.catalog import add_configuration
 from lm_common.facts import ADMIN_PERMISSION, permission_name
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -73,24 +74,10 @@ def api_with_pool(root: Path, permissions: list[str] = CLUSTER_PERMISSIONS) -> I
 
 def seed(admin: ApiClient, cluster: ApiClient) -> None:
     """One flexlm configuration of the cluster with both features, reported as just read."""
-    configuration = admin.post(
-        "/lm/configurations",
-        {
-            "name": "bench",
-            "cluster_client_id": cluster.config.client_id,
-            "grace_time": 300,
-            "type": "flexlm",
-        },
-    )
-    config_id = configuration["id"]
-    admin.post("/lm/license_servers", {"config_id": config_id, "host": "lic1", "port": 27000})
+    add_configuration(admin, cluster.config.client_id, FEATURES, ("lic1:27000",), name="bench")
     reports = []
     for product_feature, total in FEATURES.items():
         product, feature = product_feature.split(".")
-        product_id = admin.post("/lm/products", {"name": product})["id"]
-        admin.post(
-            "/lm/features", {"name": feature, "product_id": product_id, "config_id": config_id}
-        )
         reports.append(
             {"product_name": product, "feature_name": feature, "total": total, "used": 0}
         )

@@ -26,6 +26,7 @@ from agent.polling import poll_all
 from agent.simulator.main import install_tools
 from agent.simulator.state import write_state
 from bench._stack import client_config, start_api
+from devstack.catalog import add_configuration
 from devstack.slurm import SlurmCluster
 from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS, slurm_license_name
 
@@ -103,30 +104,15 @@ def stack(root: Path) -> Iterator[AgentConfig]:
 
 def seed(admin: ApiClient, cluster_client_id: str) -> None:
     """One configuration per license server, with its five features."""
-    product_id = admin.post("/lm/products", {"name": PRODUCT})["id"]
     for server in range(SERVERS):
-        configuration = admin.post(
-            "/lm/configurations",
-            {
-                "name": f"pool{server:02d}",
-                "cluster_client_id": cluster_client_id,
-                "grace_time": 300,
-                "type": "flexlm",
-            },
+        features = [f"{PRODUCT}.{feature_name(server, n)}" for n in range(FEATURES_PER_SERVER)]
+        add_configuration(
+            admin,
+            cluster_client_id,
+            features,
+            (f"lic{server:02d}:27000",),
+            name=f"pool{server:02d}",
         )
-        admin.post(
-            "/lm/license_servers",
-            {"config_id": configuration["id"], "host": f"lic{server:02d}", "port": 27000},
-        )
-        for n in range(FEATURES_PER_SERVER):
-            admin.post(
-                "/lm/features",
-                {
-                    "name": feature_name(server, n),
-                    "product_id": product_id,
-                    "config_id": configuration["id"],
-                },
-            )
 
 
 def timed_cycle(config: AgentConfig, agent: ApiClient, stale_jobs: int, cycle: int) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 from devstack.api import ApiError
 from devstack.postgres import PostgresError
 from devstack.processes import console_script
+from devstack.simulator import SimulatorRefused
 from devstack.slurm import SlurmError
 from devstack.stack import Pool, Stack, StackError
 
@@ -29,7 +30,7 @@ PG_PORT = int(os.environ.get("LM_PG_PORT", "5433"))
 RECONCILE_INTERVAL = 5
 DEMO_POOL_FILE = "demo-pool.json"
 DEMO_TOTAL, DESKTOP_CHECKOUT = 10, 3
-ERRORS = (ApiError, PostgresError, SlurmError, StackError, OSError)
+ERRORS = (ApiError, PostgresError, SimulatorRefused, SlurmError, StackError, OSError)
 
 
 def state_root() -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from devstack.api import ApiServer
+from devstack.catalog import add_configuration
 from devstack.postgres import PostgresCluster
 from devstack.processes import (
     console_script,
@@ -27,6 +28,7 @@ from devstack.processes import (
     stop_pid_file,
     wait_for,
 )
+from devstack.simulator import Simulator
 from devstack.slurm import SlurmCluster
 from lm_common import api
 from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS, slurm_license_name
@@ -79,49 +81,6 @@ class ApiSession(api.ApiClient):
         if not answer.ok:
             raise StackError(f"{method} {path} answered {answer.status}: {answer.body}")
         return answer.body if answer.is_json else None
-
-
-@dataclass
-class Simulator:
-    """Simulated license servers: one JSON state and the fake tools that read it."""
-
-    root: Path
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def tool_dir(self) -> Path:
-        return self.root / "bin"
-
-    def install(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.run("init")
-        self.run("install-tools", str(self.tool_dir))
-
-    def run(self, *args: str) -> str:
-        """`lm-simulator --state ... ARGS`; raises with its error line when it fails."""
-        result = subprocess.run(
-            [console_script("lm-simulator"), "--state", str(self.state_file), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise StackError(f"lm-simulator {' '.join(args)}: {result.stderr.strip()}")
-        return result.stdout
-
-    def checkout(self, server: str, feature: str, user: str, host: str, count: int) -> None:
-        self.run("checkout", "--server", server, feature, "--user", user, "--host", host,
-                 "--count", str(count))  # fmt: skip
-
-    def checkin(self, server: str, user: str) -> None:
-        self.run("checkin", "--server", server, "--user", user)
-
-    def fault(self, server: str, fault: str) -> None:
-        """Make a server `down`, `hang`, print `garbage`, or behave again (`none`)."""
-        self.run("fault", "--server", server, fault)
 
 
 @dataclass(frozen=True)
@@ -348,41 +307,22 @@ class Stack:
         if not servers:
             servers = tuple(f"127.0.0.1:{free_port()}" for _ in range(mirrors))
             for server in servers:
-                host, port = server.split(":")
-                self.simulator.run("add-server", "--type", server_type, "--host", host,
-                                   "--port", port)  # fmt: skip
-                self.simulator.run("add-feature", "--server", server, feature,
-                                   "--total", str(total))  # fmt: skip
+                self.simulator.add_server(server_type, server, {feature: total})
         client_id = cluster_client_id or self.cluster_client_id
-        product_id = self._product_id(product)
-        configuration = admin.call(
-            "POST",
-            "/lm/configurations",
-            json={
-                "name": f"{product}-{feature}-{client_id}",
-                "cluster_client_id": client_id,
-                "grace_time": grace_time,
-                "type": server_type,
-            },
-        )
-        for server in servers:
-            host, port = server.split(":")
-            admin.call(
-                "POST",
-                "/lm/license_servers",
-                json={"config_id": configuration["id"], "host": host, "port": int(port)},
+        try:
+            configuration = add_configuration(
+                admin,
+                client_id,
+                {f"{product}.{feature}": reserved},
+                servers,
+                name=f"{product}-{feature}-{client_id}",
+                grace_time=grace_time,
+                server_type=server_type,
             )
-        created = admin.call(
-            "POST",
-            "/lm/features",
-            json={
-                "name": feature,
-                "product_id": product_id,
-                "config_id": configuration["id"],
-                "reserved": reserved,
-            },
-        )
-        pool = Pool(product, feature, server_type, servers, configuration["id"], created["id"])
+        except api.ApiError as error:
+            raise StackError(str(error)) from None
+        feature_id = configuration["feature_ids"][f"{product}.{feature}"]
+        pool = Pool(product, feature, server_type, servers, configuration["id"], feature_id)
         if client_id == self.cluster_client_id:
             self.slurm.set_licenses({**self.slurm.licenses, pool.slurm_license: total})
             self._save()
@@ -392,13 +332,6 @@ class Stack:
                 f"the agent's first report of {pool.product_feature}",
             )
         return pool
-
-    def _product_id(self, name: str) -> int:
-        admin = self._admin()
-        for product in admin.call("GET", "/lm/products", params={"search": name}):
-            if product["name"] == name:
-                return product["id"]
-        return admin.call("POST", "/lm/products", json={"name": name})["id"]
 
     def _admin(self) -> ApiSession:
         if self.admin is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,13 @@ import pytest
 import yaml
 
 from agent.api import ApiClient
-from agent.config import AgentConfig, ToolPaths
+from agent.config import AgentConfig
 from devstack.api import ApiServer
+from devstack.catalog import add_configuration
 from devstack.postgres import PostgresCluster
 from devstack.processes import console_script, free_port
-from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS, TOOL_BY_SERVER_TYPE
+from devstack.simulator import Simulator
+from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS
 
 LM_AGENT = console_script("lm-agent")
 WriteConfig = Callable[..., Path]
@@ -112,50 +114,12 @@ def client_config(
     )
 
 
-def add_configuration(
-    admin: ApiClient,
-    cluster_client_id: str,
-    product_features: Iterable[str],
-    addresses: Iterable[str] = ("lic1:27000",),
-    grace_time: int = 300,
-    server_type: str = "flexlm",
-    name: str = "pool",
-) -> dict[str, Any]:
-    """Create a configuration with its license servers ("host:port") and features
-    ("product.feature", products made when missing) as an admin; returns the configuration."""
-    configuration = admin.post(
-        "/lm/configurations",
-        {
-            "name": name,
-            "cluster_client_id": cluster_client_id,
-            "grace_time": grace_time,
-            "type": server_type,
-        },
-    )
-    for address in addresses:
-        host, port = address.rsplit(":", 1)
-        admin.post(
-            "/lm/license_servers",
-            {"config_id": configuration["id"], "host": host, "port": int(port)},
-        )
-    known = {product["name"]: product["id"] for product in admin.get_all("/lm/products")}
-    for product_feature in product_features:
-        product, feature = product_feature.split(".", 1)
-        if product not in known:
-            known[product] = admin.post("/lm/products", {"name": product})["id"]
-        admin.post(
-            "/lm/features",
-            {"name": feature, "product_id": known[product], "config_id": configuration["id"]},
-        )
-    return configuration
-
-
 def seed_pool(
     api: LiveApi, cluster: Mapping[str, str], features: Mapping[str, tuple[int, int]]
 ) -> None:
     """A flexlm configuration of the cluster with features {"product.feature": (total, used)},
     reported by the cluster's client as just read from the license server (bookable)."""
-    add_configuration(api.admin, cluster["client_id"], features)
+    add_configuration(api.admin, cluster["client_id"], features, name="pool")
     reports = []
     for product_feature, (total, used) in features.items():
         product, feature = product_feature.split(".", 1)
@@ -187,57 +151,10 @@ def run_agent(
     )
 
 
-# --- simulated license servers (lm-simulator) for polling and reconcile tests ---
-
-
-@dataclass
-class Simulator:
-    """An lm-simulator state file and its fake tools (lmutil, rlmutil, ...), state baked in."""
-
-    state: Path
-    tools_dir: Path
-
-    def __call__(self, *arguments: str) -> None:
-        """Run one `lm-simulator` command on our state; a refused command fails the test."""
-        from agent.simulator.main import main as simulator_main
-
-        exit_code = simulator_main(["--state", str(self.state), *arguments])
-        assert exit_code == 0, f"lm-simulator {' '.join(arguments)} exited {exit_code}"
-
-    def add_server(self, server_type: str, address: str, features: Mapping[str, int]) -> None:
-        """A license server at HOST:PORT offering `features` ({name: total})."""
-        host, port = address.rsplit(":", 1)
-        self("add-server", "--type", server_type, "--host", host, "--port", port)
-        for name, total in features.items():
-            self("add-feature", "--server", address, name, "--total", str(total))
-
-    def tool(self, server_type: str) -> str:
-        return str(self.tools_dir / TOOL_BY_SERVER_TYPE[server_type])
-
-    def tool_paths(self) -> ToolPaths:
-        """The `tools` settings pointing at the fake tools (and the real Slurm commands)."""
-        return ToolPaths.in_directory(self.tools_dir, "/usr/bin/scontrol", "/usr/bin/squeue")
-
-    def running_tools(self) -> list[int]:
-        """Pids of fake tools still running (a killed, hung tool must not linger)."""
-        pids = []
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                argv = cmdline.read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(arg.startswith(str(self.tools_dir).encode()) for arg in argv):
-                pids.append(int(cmdline.parent.name))
-        return pids
-
-
 @pytest.fixture
 def simulator(tmp_path: Path) -> Simulator:
-    """An empty simulator with its tools installed in tmp_path/tools."""
-    sim = Simulator(state=tmp_path / "simulator.json", tools_dir=tmp_path / "tools")
-    sim("init")
-    sim("install-tools", str(sim.tools_dir))
-    return sim
+    """An empty simulator with its tools installed in tmp_path/simulator/bin."""
+    return Simulator(tmp_path / "simulator").install()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.polling import PollResult, poll_all, poll_configuration
-from tests.agent.conftest import Simulator
+from devstack.simulator import Simulator
 
 TIMEOUT = 2.0
 
@@ -41,7 +41,7 @@ def mirrors(simulator: Simulator, server_type: str, feature: str, *faults: str) 
     for number, fault in enumerate(faults, start=1):
         address = f"lic{number}:27000"
         simulator.add_server(server_type, address, {feature: 10})
-        simulator("fault", "--server", address, fault)
+        simulator.fault(address, fault)
         addresses.append(address)
     return addresses
 
@@ -61,11 +61,8 @@ def test_every_server_type_is_read_with_its_checkouts(
     simulator: Simulator, server_type: str, feature: str
 ) -> None:
     simulator.add_server(server_type, "lic1:27000", {feature: 20})
-    simulator("checkout", "--server", "lic1:27000", feature, "--user", "alice", "--host", "n01")
-    simulator(
-        "checkout", "--server", "lic1:27000", feature, "--user", "bob", "--host", "n02",
-        "--count", "3",
-    )  # fmt: skip
+    simulator.checkout("lic1:27000", feature, "alice", "n01", 1)
+    simulator.checkout("lic1:27000", feature, "bob", "n02", 3)
 
     result = poll(simulator, configuration(server_type, "lic1:27000"))
 
@@ -103,7 +100,7 @@ def test_the_mirror_is_not_asked_when_the_first_server_answers(simulator: Simula
 @pytest.mark.parametrize("fault", ["down", "garbage"])
 def test_a_failing_server_falls_back_to_its_mirror(simulator: Simulator, fault: str) -> None:
     addresses = mirrors(simulator, "rlm", "cfd", fault, "none")
-    simulator("checkout", "--server", "lic2:27000", "cfd", "--user", "carol", "--host", "n07")
+    simulator.checkout("lic2:27000", "cfd", "carol", "n07", 1)
 
     result = poll(simulator, configuration("rlm", *addresses))
 
@@ -164,7 +161,7 @@ def test_configurations_are_polled_in_parallel_and_keep_their_order(
     for number in range(3):
         address = f"lic{number}:27000"
         simulator.add_server("flexlm", address, {f"feature{number}": 10 + number})
-        simulator("latency", "--server", address, str(latency))
+        simulator.run("latency", "--server", address, str(latency))
         configurations.append(
             configuration("flexlm", address, name=f"pool{number}", config_id=number)
         )

@@ -19,17 +19,12 @@ from agent.api import ApiClient
 from agent.config import AgentConfig
 from agent.lock import exclusive_lock
 from agent.slurm import Slurm, SlurmJob, SlurmLicense
+from devstack.catalog import add_configuration
 from devstack.processes import free_port, wait_for
+from devstack.simulator import Simulator
 from devstack.slurm import SlurmCluster
 from lm_common.facts import AGENT_PERMISSIONS
-from tests.agent.conftest import (
-    LM_AGENT,
-    LiveApi,
-    Simulator,
-    add_configuration,
-    client_config,
-    write_agent_yaml,
-)
+from tests.agent.conftest import LM_AGENT, LiveApi, client_config, write_agent_yaml
 
 ABAQUS = "abaqus.abaqus@flexlm"  # 10 in the session's Slurm cluster
 ANSYS = "ansys.cfd@rlm"  # 5
@@ -67,9 +62,9 @@ class Site:
             cluster_client_id or self.cluster["client_id"],
             product_features,
             addresses,
-            grace_time,
-            server_type,
             name=f"{server_type}-{uuid.uuid4().hex[:6]}",
+            grace_time=grace_time,
+            server_type=server_type,
         )
 
     def reserved(self) -> dict[str, int]:
@@ -157,10 +152,7 @@ def abaqus_pool(site: Site) -> dict[str, Any]:
 
 
 def checkout(site: Site, count: int, user: str = "desk", host: str = "pc1") -> None:
-    site.simulator(
-        "checkout", "--server", "lic1:27000", "abaqus", "--user", user, "--host", host,
-        "--count", str(count),
-    )  # fmt: skip
+    site.simulator.checkout("lic1:27000", "abaqus", user, host, count)
 
 
 # --- the reservation formula (pure) ------------------------------------------------------------
@@ -281,8 +273,8 @@ def test_reservation_is_created_updated_and_deleted_as_server_usage_changes(
     assert site.reserved() == {ABAQUS: 7}
     assert f"{ABAQUS} reserved 4 -> 7: server used 7, slurm used 0, bookings 0" in agent_log.text
 
-    site.simulator("checkin", "--server", "lic1:27000", "--user", "desk")
-    site.simulator("checkin", "--server", "lic1:27000", "--user", "other")
+    site.simulator.checkin("lic1:27000", "desk")
+    site.simulator.checkin("lic1:27000", "other")
     site.reconcile()
     assert site.reserved() == {}
     assert site.slurm_license(ABAQUS).reserved == 0
@@ -413,8 +405,8 @@ def test_an_unreachable_pool_reserves_everything_and_refuses_bookings(
     site.api.admin.post(
         "/lm/license_servers", {"config_id": abaqus_pool["id"], "host": "lic1b", "port": 27000}
     )
-    site.simulator("fault", "--server", "lic1:27000", "down")
-    site.simulator("fault", "--server", "lic1b:27000", "garbage")
+    site.simulator.fault("lic1:27000", "down")
+    site.simulator.fault("lic1b:27000", "garbage")
 
     site.reconcile()
 
@@ -428,7 +420,7 @@ def test_an_unreachable_pool_reserves_everything_and_refuses_bookings(
 def test_a_hung_server_is_skipped_for_its_mirror(site: Site) -> None:
     site.simulator.add_server("flexlm", "hung:27000", {"abaqus": 10})
     site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
-    site.simulator("fault", "--server", "hung:27000", "hang")
+    site.simulator.fault("hung:27000", "hang")
     site.add_configuration("flexlm", ["hung:27000", "lic1:27000"], ["abaqus.abaqus"])
     checkout(site, 6)
 
@@ -505,7 +497,7 @@ def test_report_prints_usage_and_checkouts_and_changes_nothing(
 ) -> None:
     checkout(site, 4, user="alice", host="ws12")
     site.simulator.add_server("rlm", "lic2:5053", {"cfd": 5})
-    site.simulator("fault", "--server", "lic2:5053", "down")
+    site.simulator.fault("lic2:5053", "down")
     site.add_configuration("rlm", ["lic2:5053"], ["ansys.cfd"])
 
     exit_code = reconcile.report(site.config)
@@ -550,7 +542,7 @@ def test_a_reconcile_stopped_while_its_tool_hangs_leaves_no_tool_running(
     site: Site, tmp_path: Path, arguments: list[str], stop: signal.Signals
 ) -> None:
     site.simulator.add_server("flexlm", "hung:27000", {"abaqus": 10})
-    site.simulator("fault", "--server", "hung:27000", "hang")
+    site.simulator.fault("hung:27000", "hang")
     site.add_configuration("flexlm", ["hung:27000"], ["abaqus.abaqus"])
     # The tool would be killed at its time limit only in an hour: it must die with the agent.
     config_file = agent_yaml_of(site, tmp_path / "agent.yaml", tool_timeout=3600)
@@ -598,7 +590,7 @@ def test_while_the_api_is_down_the_reservation_follows_the_license_server(
     assert site.reserved() == {ABAQUS: 5}
     assert site.slurm_license(ABAQUS).total - site.slurm_license(ABAQUS).used - 5 == 3
 
-    site.simulator("checkin", "--server", "lic1:27000", "--user", "other")
+    site.simulator.checkin("lic1:27000", "other")
     assert reconcile.run(api_down) == 1
     # Freed on the server: 3 back (2 desktop + 2 job out of 10 leave 6 for Slurm).
     assert site.reserved() == {ABAQUS: 2}

@@ -19,78 +19,53 @@ from agent.simulator.formats import DOWN_EXIT_CODE, GARBAGE
 from agent.simulator.main import main as simulator
 from agent.tools import tool_command
 from devstack.processes import console_script
+from devstack.simulator import Simulator, SimulatorRefused
 from lm_common.facts import SERVER_TYPES, TOOL_BY_SERVER_TYPE
 
 REAL = Path(__file__).parent / "data" / "real"
 PORT = 27000
 
 
-class Simulator:
-    """One state file and its installed tools."""
+ADDRESS = f"lic1:{PORT}"
 
-    def __init__(self, root: Path) -> None:
-        self.state = root / "state.json"
-        self.bin = root / "bin"
-        self.elsewhere = root / "elsewhere"
-        self.elsewhere.mkdir()
-        assert self.cli("init") == 0
-        assert self.cli("install-tools", str(self.bin)) == 0
 
-    def cli(self, *args: str) -> int:
-        return simulator(["--state", str(self.state), *args])
+def popen_tool(
+    sim: Simulator, server_type: str, host: str = "lic1", port: int = PORT
+) -> subprocess.Popen[str]:
+    """The fake tool run as the agent runs it, from another directory, with no environment."""
+    command = tool_command(server_type, sim.tool(server_type), host, port)
+    elsewhere = sim.root / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    process = subprocess.Popen(
+        command.argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=elsewhere,
+        env={},
+    )
+    assert process.stdin and process.stdout and process.stderr
+    if command.stdin is not None:
+        process.stdin.write(command.stdin)
+    process.stdin.close()
+    return process
 
-    def server(self, server_type: str, host: str = "lic1", port: int = PORT) -> str:
-        assert (
-            self.cli("add-server", "--type", server_type, "--host", host, "--port", str(port)) == 0
-        )
-        return f"{host}:{port}"
 
-    def feature(self, address: str, name: str, total: int) -> None:
-        assert self.cli("add-feature", "--server", address, name, "--total", str(total)) == 0
-
-    def checkout(self, address: str, feature: str, user: str, host: str, count: int) -> int:
-        return self.cli(
-            "checkout",
-            "--server",
-            address,
-            feature,
-            "--user",
-            user,
-            "--host",
-            host,
-            "--count",
-            str(count),
-        )
-
-    def popen(self, server_type: str, host: str = "lic1", port: int = PORT) -> subprocess.Popen:
-        command = tool_command(
-            server_type, str(self.bin / TOOL_BY_SERVER_TYPE[server_type]), host, port
-        )
-        process = subprocess.Popen(
-            command.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=self.elsewhere,
-            env={},
-        )
-        if command.stdin is not None:
-            process.stdin.write(command.stdin)
-        process.stdin.close()
-        return process
-
-    def run_tool(self, server_type: str, host: str = "lic1", port: int = PORT) -> tuple[int, str]:
-        process = self.popen(server_type, host, port)
-        output = process.stdout.read()
-        process.stdout.close()
-        process.stderr.close()
-        return process.wait(timeout=30), output
+def run_tool(
+    sim: Simulator, server_type: str, host: str = "lic1", port: int = PORT
+) -> tuple[int, str]:
+    process = popen_tool(sim, server_type, host, port)
+    assert process.stdout and process.stderr
+    output = process.stdout.read()
+    process.stdout.close()
+    process.stderr.close()
+    return process.wait(timeout=30), output
 
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Simulator:
-    return Simulator(tmp_path)
+    return Simulator(tmp_path / "simulator").install()
 
 
 # The real samples and what they hold (see test_parsers): the simulator is set up to mirror each.
@@ -100,14 +75,14 @@ SAMPLES = json.loads((REAL / "expected.json").read_text(encoding="utf-8"))
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_tool_output_parses_like_the_real_sample_it_mirrors(sim: Simulator, sample: str) -> None:
     server_type, features = SAMPLES[sample]["type"], SAMPLES[sample]["features"]
-    address = sim.server(server_type)
+    address = sim.add_server(server_type, ADDRESS)
     for name, feature in features.items():
-        sim.feature(address, name, feature["total"])
+        sim.add_feature(address, name, feature["total"])
     for name, feature in features.items():
         for user, host, count in feature["uses"]:
-            assert sim.checkout(address, name, user, host, count) == 0
+            sim.checkout(address, name, user, host, count)
 
-    exit_code, output = sim.run_tool(server_type)
+    exit_code, output = run_tool(sim, server_type)
 
     assert exit_code == 0
     real = parse(server_type, (REAL / sample).read_text(encoding="utf-8"))
@@ -116,43 +91,47 @@ def test_tool_output_parses_like_the_real_sample_it_mirrors(sim: Simulator, samp
 
 @pytest.mark.parametrize("server_type", SERVER_TYPES)
 def test_checkout_and_checkin_change_what_the_tool_prints(sim: Simulator, server_type: str) -> None:
-    address = sim.server(server_type)
-    sim.feature(address, "solver-2:x_y", 10)
-    assert sim.checkout(address, "solver-2:x_y", "alice", "node01", 4) == 0
-    assert sim.checkout(address, "solver-2:x_y", "bob", "node02", 2) == 0
+    address = sim.add_server(server_type, ADDRESS)
+    sim.add_feature(address, "solver-2:x_y", 10)
+    sim.checkout(address, "solver-2:x_y", "alice", "node01", 4)
+    sim.checkout(address, "solver-2:x_y", "bob", "node02", 2)
 
-    busy = parse(server_type, sim.run_tool(server_type)[1])["solver-2:x_y"]
+    busy = parse(server_type, run_tool(sim, server_type)[1])["solver-2:x_y"]
     assert (busy.total, busy.used) == (10, 6)
     assert sorted((use.username, use.lead_host, use.count) for use in busy.uses) == [
         ("alice", "node01", 4),
         ("bob", "node02", 2),
     ]
 
-    assert sim.cli("checkin", "--server", address, "solver-2:x_y", "--user", "alice") == 0
-    after = parse(server_type, sim.run_tool(server_type)[1])["solver-2:x_y"]
+    assert sim.command("checkin", "--server", address, "solver-2:x_y", "--user", "alice") == 0
+    after = parse(server_type, run_tool(sim, server_type)[1])["solver-2:x_y"]
     assert (after.used, [use.username for use in after.uses]) == (2, ["bob"])
 
 
 def test_checkout_beyond_the_free_licenses_is_denied_and_changes_nothing(sim: Simulator) -> None:
-    address = sim.server("flexlm")
-    sim.feature(address, "abaqus", 5)
-    assert sim.checkout(address, "abaqus", "alice", "node01", 4) == 0
-    before = sim.state.read_text()
+    address = sim.add_server("flexlm", ADDRESS)
+    sim.add_feature(address, "abaqus", 5)
+    sim.checkout(address, "abaqus", "alice", "node01", 4)
+    before = sim.state_file.read_text()
 
-    assert sim.checkout(address, "abaqus", "bob", "node02", 2) == 1
+    with pytest.raises(SimulatorRefused) as refused:
+        sim.checkout(address, "abaqus", "bob", "node02", 2)
+    assert refused.value.exit_code == 1
 
-    assert sim.state.read_text() == before
+    assert sim.state_file.read_text() == before
 
 
 def test_lsdyna_programs_draw_from_one_pool(sim: Simulator) -> None:
-    address = sim.server("lsdyna")
-    sim.feature(address, "MPPDYNA", 100)
-    sim.feature(address, "LS-DYNA", 100)
-    assert sim.checkout(address, "MPPDYNA", "alice", "node01", 80) == 0
+    address = sim.add_server("lsdyna", ADDRESS)
+    sim.add_feature(address, "MPPDYNA", 100)
+    sim.add_feature(address, "LS-DYNA", 100)
+    sim.checkout(address, "MPPDYNA", "alice", "node01", 80)
 
-    assert sim.checkout(address, "LS-DYNA", "bob", "node02", 30) == 1
-    assert sim.checkout(address, "LS-DYNA", "bob", "node02", 20) == 0
-    usage = parse("lsdyna", sim.run_tool("lsdyna")[1])
+    with pytest.raises(SimulatorRefused) as refused:
+        sim.checkout(address, "LS-DYNA", "bob", "node02", 30)
+    assert refused.value.exit_code == 1
+    sim.checkout(address, "LS-DYNA", "bob", "node02", 20)
+    usage = parse("lsdyna", run_tool(sim, "lsdyna")[1])
     assert {name: (u.total, u.used) for name, u in usage.items()} == {
         "MPPDYNA": (100, 100),
         "LS-DYNA": (100, 100),
@@ -160,18 +139,18 @@ def test_lsdyna_programs_draw_from_one_pool(sim: Simulator) -> None:
 
 
 def test_checkin_of_a_user_on_one_host_keeps_their_other_checkouts(sim: Simulator) -> None:
-    address = sim.server("rlm")
-    sim.feature(address, "converge", 10)
-    sim.feature(address, "tecplot", 10)
+    address = sim.add_server("rlm", ADDRESS)
+    sim.add_feature(address, "converge", 10)
+    sim.add_feature(address, "tecplot", 10)
     for feature, host in (("converge", "node01"), ("converge", "node02"), ("tecplot", "node01")):
-        assert sim.checkout(address, feature, "alice", host, 1) == 0
+        sim.checkout(address, feature, "alice", host, 1)
 
-    assert sim.cli("checkin", "--server", address, "--user", "alice", "--host", "node01") == 0
-    remaining = json.loads(sim.state.read_text())["servers"][0]["checkouts"]
+    assert sim.command("checkin", "--server", address, "--user", "alice", "--host", "node01") == 0
+    remaining = json.loads(sim.state_file.read_text())["servers"][0]["checkouts"]
     assert [(c["feature"], c["host"]) for c in remaining] == [("converge", "node02")]
 
-    assert sim.cli("checkin", "--server", address, "--user", "alice") == 0
-    assert sim.cli("checkin", "--server", address, "--user", "alice") == 2
+    assert sim.command("checkin", "--server", address, "--user", "alice") == 0
+    assert sim.command("checkin", "--server", address, "--user", "alice") == 2
 
 
 @pytest.mark.parametrize("server_type", SERVER_TYPES)
@@ -180,11 +159,11 @@ def test_down_or_garbage_server_output_is_unreadable(
     sim: Simulator, server_type: str, fault: str, expected_exit: int
 ) -> None:
     """down: the real tool's error text and non-zero exit; garbage: exit 0 but no usage."""
-    address = sim.server(server_type)
-    sim.feature(address, "abaqus", 10)
-    assert sim.cli("fault", "--server", address, fault) == 0
+    address = sim.add_server(server_type, ADDRESS)
+    sim.add_feature(address, "abaqus", 10)
+    assert sim.command("fault", "--server", address, fault) == 0
 
-    exit_code, output = sim.run_tool(server_type)
+    exit_code, output = run_tool(sim, server_type)
 
     assert exit_code == expected_exit
     with pytest.raises(ServerUnreadable):
@@ -202,18 +181,20 @@ def test_server_missing_from_the_state_answers_like_a_down_server(
     sim: Simulator, server_type: str
 ) -> None:
     other_type = "rlm" if server_type == "flexlm" else "flexlm"
-    sim.server(other_type)  # same host:port, another kind of server: no answer to this tool
+    sim.add_server(
+        other_type, ADDRESS
+    )  # same host:port, another kind of server: no answer to this tool
     for port in (PORT, PORT + 1):
-        exit_code, output = sim.run_tool(server_type, port=port)
+        exit_code, output = run_tool(sim, server_type, port=port)
         assert exit_code == DOWN_EXIT_CODE
         with pytest.raises(ServerUnreadable):
             parse(server_type, output)
 
 
 def test_hang_fault_keeps_the_tool_running_past_a_timeout(sim: Simulator) -> None:
-    address = sim.server("flexlm")
-    assert sim.cli("fault", "--server", address, "hang") == 0
-    process = sim.popen("flexlm")
+    address = sim.add_server("flexlm", ADDRESS)
+    assert sim.command("fault", "--server", address, "hang") == 0
+    process = popen_tool(sim, "flexlm")
     try:
         with pytest.raises(subprocess.TimeoutExpired):
             process.wait(timeout=1.0)
@@ -222,17 +203,17 @@ def test_hang_fault_keeps_the_tool_running_past_a_timeout(sim: Simulator) -> Non
         process.wait()
         process.stdout.close()
         process.stderr.close()
-    assert sim.cli("fault", "--server", address, "none") == 0
-    assert sim.run_tool("flexlm")[0] == 0
+    assert sim.command("fault", "--server", address, "none") == 0
+    assert run_tool(sim, "flexlm")[0] == 0
 
 
 def test_latency_delays_the_answer(sim: Simulator) -> None:
-    address = sim.server("olicense")
-    sim.feature(address, "ftire_adams", 4)
-    assert sim.cli("latency", "--server", address, "0.5") == 0
+    address = sim.add_server("olicense", ADDRESS)
+    sim.add_feature(address, "ftire_adams", 4)
+    assert sim.command("latency", "--server", address, "0.5") == 0
 
     start = time.monotonic()
-    exit_code, output = sim.run_tool("olicense")
+    exit_code, output = run_tool(sim, "olicense")
 
     assert time.monotonic() - start >= 0.5
     assert exit_code == 0 and parse("olicense", output)["ftire_adams"].total == 4
@@ -240,7 +221,7 @@ def test_latency_delays_the_answer(sim: Simulator) -> None:
 
 @pytest.mark.parametrize("server_type", SERVER_TYPES)
 def test_tools_refuse_other_arguments_with_a_usage_error(sim: Simulator, server_type: str) -> None:
-    tool = str(sim.bin / TOOL_BY_SERVER_TYPE[server_type])
+    tool = str(sim.tool_dir / TOOL_BY_SERVER_TYPE[server_type])
     good = tool_command(server_type, tool, "lic1", PORT).argv
     for argv in ([tool], [*good, "-x"], [tool, "--help"]):
         result = subprocess.run(argv, capture_output=True, text=True, env={}, input="", timeout=30)
@@ -249,8 +230,8 @@ def test_tools_refuse_other_arguments_with_a_usage_error(sim: Simulator, server_
 
 
 def test_dsls_shell_refuses_unknown_commands(sim: Simulator) -> None:
-    sim.server("dsls")
-    tool = str(sim.bin / "DSLicSrv")
+    sim.add_server("dsls", ADDRESS)
+    tool = str(sim.tool_dir / "DSLicSrv")
     result = subprocess.run(
         [tool, "-admin"],
         input="connect lic1 27000\nshutdown\n",
@@ -265,8 +246,8 @@ def test_dsls_shell_refuses_unknown_commands(sim: Simulator) -> None:
 def test_tools_without_a_baked_state_read_the_environment(
     sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    address = sim.server("lmx")
-    sim.feature(address, "HyperWorks", 7)
+    address = sim.add_server("lmx", ADDRESS)
+    sim.add_feature(address, "HyperWorks", 7)
     unbaked = tmp_path / "unbaked"
     monkeypatch.delenv("LM_SIMULATOR_STATE", raising=False)
     assert simulator(["install-tools", str(unbaked)]) == 0
@@ -274,7 +255,7 @@ def test_tools_without_a_baked_state_read_the_environment(
 
     without = subprocess.run(argv, capture_output=True, text=True, env={})
     with_env = subprocess.run(
-        argv, capture_output=True, text=True, env={"LM_SIMULATOR_STATE": str(sim.state)}
+        argv, capture_output=True, text=True, env={"LM_SIMULATOR_STATE": str(sim.state_file)}
     )
 
     assert without.returncode == USAGE_EXIT_CODE and "LM_SIMULATOR_STATE" in without.stderr
@@ -284,14 +265,14 @@ def test_tools_without_a_baked_state_read_the_environment(
 def test_concurrent_checkouts_are_all_kept_and_readers_never_see_a_torn_file(
     sim: Simulator,
 ) -> None:
-    address = sim.server("flexlm")
-    sim.feature(address, "abaqus", 12)
+    address = sim.add_server("flexlm", ADDRESS)
+    sim.add_feature(address, "abaqus", 12)
     writers = [
         subprocess.Popen(
             [
                 console_script("lm-simulator"),
                 "--state",
-                str(sim.state),
+                str(sim.state_file),
                 "checkout",
                 "--server",
                 address,
@@ -306,7 +287,7 @@ def test_concurrent_checkouts_are_all_kept_and_readers_never_see_a_torn_file(
         )
         for n in range(12)
     ]
-    readers = [sim.popen("flexlm") for _ in range(6)]
+    readers = [popen_tool(sim, "flexlm") for _ in range(6)]
     for reader in readers:
         assert reader.wait(timeout=60) == 0
         parse("flexlm", reader.stdout.read())
@@ -314,17 +295,19 @@ def test_concurrent_checkouts_are_all_kept_and_readers_never_see_a_torn_file(
         reader.stderr.close()
     assert [writer.wait(timeout=60) for writer in writers] == [0] * 12
 
-    final = parse("flexlm", sim.run_tool("flexlm")[1])["abaqus"]
+    final = parse("flexlm", run_tool(sim, "flexlm")[1])["abaqus"]
     assert (final.used, len(final.uses)) == (12, 12)
-    assert sim.checkout(address, "abaqus", "late", "node99", 1) == 1
+    with pytest.raises(SimulatorRefused) as refused:
+        sim.checkout(address, "abaqus", "late", "node99", 1)
+    assert refused.value.exit_code == 1
 
 
 def test_show_prints_the_state_as_json(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
-    address = sim.server("dsls")
-    sim.feature(address, "SRU", 3)
+    address = sim.add_server("dsls", ADDRESS)
+    sim.add_feature(address, "SRU", 3)
     capsys.readouterr()
 
-    assert sim.cli("show") == 0
+    assert sim.command("show") == 0
 
     server = json.loads(capsys.readouterr().out)["servers"][0]
     assert server == {
@@ -388,10 +371,10 @@ def test_show_prints_the_state_as_json(sim: Simulator, capsys: pytest.CaptureFix
 def test_bad_usage_exits_2_with_a_clear_error(
     sim: Simulator, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    sim.server("flexlm")
+    sim.add_server("flexlm", ADDRESS)
     capsys.readouterr()
     try:
-        exit_code = sim.cli(*args)
+        exit_code = sim.command(*args)
     except SystemExit as exit_:
         exit_code = exit_.code
     assert exit_code == 2
