@@ -61,6 +61,12 @@ ensure_oidc_provider() {
     [ -f "$stamp" ] && return 0
     say "installing oidc-provider@$OIDC_PROVIDER_VERSION into $OIDC_PROVIDER_DIR"
     mkdir -p "$OIDC_PROVIDER_DIR"
+    # Node.js trusts only the CAs built into it, not the system's: without this, npm hangs
+    # retrying where the registry is reached through a site's TLS proxy (its CA is in the
+    # system's list) and in minimal environments (`env -i`) that lack the caller's setting.
+    if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+        export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+    fi
     npm install --silent --no-audit --no-fund --prefix "$OIDC_PROVIDER_DIR" \
         "oidc-provider@$OIDC_PROVIDER_VERSION" >/dev/null
     touch "$stamp"
