@@ -180,9 +180,12 @@ class DeviceLogin:
     clock: Callable[[], float] = time.time
 
     def run(self) -> Session:
+        return self.wait(self.begin())
+
+    def begin(self) -> dict[str, Any]:
+        """Ask for the codes and tell the person where to confirm them."""
         device_endpoint = self.issuer.endpoint("device_authorization_endpoint")
-        token_endpoint = self.issuer.endpoint("token_endpoint")
-        if not device_endpoint or not token_endpoint:
+        if not device_endpoint or not self.issuer.endpoint("token_endpoint"):
             raise CliError(
                 f"the issuer at {self.issuer.url} offers no device login "
                 "(its discovery document names no device_authorization_endpoint)"
@@ -192,6 +195,11 @@ class DeviceLogin:
         if status != 200 or not {"device_code", "user_code", "verification_uri"} <= set(codes):
             raise CliError(f"login refused by {self.issuer.url}: {oauth_error(codes)}")
         self._prompt(codes)
+        return codes
+
+    def wait(self, codes: Mapping[str, Any]) -> Session:
+        """Poll until the person answered; the session to store."""
+        token_endpoint = str(self.issuer.endpoint("token_endpoint"))
         answer = self._poll(token_endpoint, codes)
         session = Session(
             api_url=self.api_url,

@@ -15,7 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cli.api import CliError
+from cli.session import TokenFile
 from devstack.api import ApiError
+from devstack.login import log_in
 from devstack.postgres import PostgresError
 from devstack.processes import console_script
 from devstack.simulator import SimulatorRefused
@@ -30,7 +33,7 @@ PG_PORT = int(os.environ.get("LM_PG_PORT", "5433"))
 RECONCILE_INTERVAL = 5
 DEMO_POOL_FILE = "demo-pool.json"
 DEMO_TOTAL, DESKTOP_CHECKOUT = 10, 3
-ERRORS = (ApiError, PostgresError, SimulatorRefused, SlurmError, StackError, OSError)
+ERRORS = (ApiError, CliError, PostgresError, SimulatorRefused, SlurmError, StackError, OSError)
 
 
 def state_root() -> Path:
@@ -89,14 +92,42 @@ def license_failure_job(stack: Stack) -> Path:
     return script
 
 
+def log_in_demo_person(stack: Stack) -> tuple[str, str]:
+    """lm-cli's login of the demo person (its token file), as `lm-cli login` would store it.
+
+    Returns (what to tell the user, a token for Swagger UI). A login of this user to another
+    API is left alone.
+    """
+    person = stack.demo_person
+    browser_login = f"name {person['name']}, password {person['password']}"
+    store = TokenFile()
+    try:
+        current = store.load()
+    except CliError:
+        current = None  # corrupt: replaced by the demo's login
+    if current is not None and current.api_url != stack.api.url:
+        assert stack.admin is not None  # set by start()
+        note = (
+            f"You are logged in to another API ({current.api_url}): to use this one, run\n"
+            f"  lm-cli logout; lm-cli login --url {stack.api.url}    ({browser_login})"
+        )
+        return note, stack.admin.fetch_token()
+    session = log_in(stack.api.url, person["name"], person["password"], store)
+    note = (
+        f"lm-cli is logged in as the demo person {person['name']!r} (tokens in {store.path});\n"
+        f"people log in with `lm-cli login` in a browser ({browser_login})."
+    )
+    return note, session.access_token
+
+
 def up_whole_stack() -> None:
     stack = demo_stack()
     print(f"starting the License Manager demo in {stack.root} (first run: ~1 min) ...")
     stack.start()
     pool = demo_pool(stack)
     failing_job = license_failure_job(stack)
-    assert stack.admin is not None  # set by start()
-    admin, token = stack.admin.credentials, stack.admin.fetch_token()
+    login, token = log_in_demo_person(stack)
+    output = f"--output={stack.slurm.job_dir}/slurm-%j.out"
     simulator = f"{console_script('lm-simulator')} --state {stack.simulator.state_file}"
     print(
         f"""
@@ -104,25 +135,25 @@ The License Manager runs: API {stack.api.url}/lm/health, agent every {RECONCILE_
 Slurm cluster {stack.slurm.name}, license pool {pool.slurm_license} ({DEMO_TOTAL} tokens, a
 desktop holds {DESKTOP_CHECKOUT}: the agent reserves them in Slurm).
 
+{login}
 Swagger UI: {stack.api.url}/lm/docs  (Authorize -> paste this token, valid 1 h)
 {token}
 
-Try it (as root, in this shell):
+Try it (as root, in this shell; job output goes to {stack.slurm.job_dir}):
   export SLURM_CONF={stack.slurm.conf_file}
-  sbatch -L {pool.slurm_license}:4 --wrap 'sleep 60'    # booked by the prolog, runs
-  sbatch -L {pool.slurm_license}:6 --wrap 'sleep 60'    # waits: only 10 - 3 - 4 are free
+  sbatch -L {pool.slurm_license}:4 {output} --wrap 'sleep 60'    # booked by the prolog, runs
+  sbatch -L {pool.slurm_license}:6 {output} --wrap 'sleep 60'    # waits: only 10 - 3 - 4 free
   squeue; scontrol show lic -o; scontrol show res        # jobs, licenses, the reservation
   {simulator} checkout --server {pool.servers[0]} {pool.feature} --user bob --host ws3 --count 2
   {simulator} checkin --server {pool.servers[0]} --user desktop07
 
 Watch bookings and the reservation change:
-  export LM_API_URL={stack.api.url} LM_CLIENT_ID={admin["client_id"]}
-  export LM_CLIENT_SECRET={admin["client_secret"]}
+  export LM_API_URL={stack.api.url}
   watch -n 2 '{console_script("lm-cli")} bookings list; scontrol show lic -o'
   tail -f {stack.agent_log}
 
 A job that dies for lack of a license on its first run: the epilog requeues it, it completes:
-  sbatch -L {pool.slurm_license}:1 --output={stack.slurm.job_dir}/slurm-%j.out {failing_job}
+  sbatch -L {pool.slurm_license}:1 {output} {failing_job}
   squeue -t all -o '%i %T %r'                  # FAILED -> PENDING (BeginTime) -> COMPLETED
   grep 'requeued (' {stack.agent_log}
   {console_script("lm-cli")} license-failures list
@@ -132,20 +163,18 @@ Stop everything: scripts/down   (state stays in {stack.root} for the next script
 
 
 def up_api_only() -> None:
-    """PostgreSQL, migrations, the API and an admin client: no Slurm, no agent."""
+    """PostgreSQL, migrations, the API, an admin client and the demo person: no Slurm."""
     stack = demo_stack()
     stack.start(api_only=True)
-    assert stack.admin is not None  # set by start()
-    admin, token = stack.admin.credentials, stack.admin.fetch_token()
+    login, token = log_in_demo_person(stack)
     print(
         f"""
 The License Manager API runs: {stack.api.url}/lm/health
+{login}
 Swagger UI: {stack.api.url}/lm/docs  (Authorize -> paste this token, valid 1 h)
 {token}
 
-A new token:
-  curl -s -u {admin["client_id"]}:{admin["client_secret"]} -d grant_type=client_credentials \\
-    {stack.api.url}/lm/oauth/token
+A new token: LM_API_URL={stack.api.url} {console_script("lm-cli")} show-token
 Stop: scripts/down"""
     )
 

@@ -55,11 +55,12 @@ class ApiServer:
             **self.extra_env,
         }
 
-    def backend_command(self, *args: str) -> str:
+    def backend_command(self, *args: str, stdin: str | None = None) -> str:
         """Run `lm-backend ARGS` against this deployment's database; return its stdout."""
         result = subprocess.run(
             [console_script("lm-backend"), *args],
             env=self.env(),
+            input=stdin,
             capture_output=True,
             text=True,
             check=False,
@@ -70,6 +71,16 @@ class ApiServer:
 
     def migrate(self) -> None:
         self.backend_command("db", "upgrade")
+
+    def ensure_person(self, name: str, password: str, permissions: Iterable[str]) -> None:
+        """A person who logs in with this password: made, or given the password again."""
+        try:
+            self.backend_command("users", "set-password", name, stdin=password + "\n")
+        except ApiError:  # a new database: no such person yet
+            self.backend_command(
+                "users", "create", "--name", name, "--permissions", *permissions,
+                stdin=password + "\n",
+            )  # fmt: skip
 
     def create_client(self, name: str, permissions: Iterable[str]) -> dict[str, str]:
         """A new OAuth client: `{"client_id", "client_secret"}`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS, slurm_license_n
 
 # Seconds the API may take to answer one request.
 HTTP_TIMEOUT = 10.0
+DEMO_PERSON = "demo"
 # A few reconcile cycles, on a machine busy with other test runs.
 REPORT_TIMEOUT = 30.0
 HOOK_SCRIPT = """#!/bin/sh
@@ -138,6 +140,11 @@ class Stack:
         self.admin: ApiSession | None = None
         self.agent_client: dict[str, str] = saved.get("agent_client", {})
         self._admin_client: dict[str, str] = saved.get("admin_client", {})
+        # The demo's person (admin): logs in like anyone, through lm-cli login.
+        self.demo_person: dict[str, str] = saved.get("demo_person") or {
+            "name": DEMO_PERSON,
+            "password": secrets.token_urlsafe(12),
+        }
 
     @property
     def saved_file(self) -> Path:
@@ -155,9 +162,10 @@ class Stack:
             "licenses": self.slurm.licenses,
             "admin_client": self._admin_client,
             "agent_client": self.agent_client,
+            "demo_person": self.demo_person,
         }
         self.saved_file.write_text(json.dumps(saved, indent=2))
-        self.saved_file.chmod(0o600)  # client secrets
+        self.saved_file.chmod(0o600)  # client secrets, the demo person's password
 
     @property
     def cluster_client_id(self) -> str:
@@ -194,6 +202,9 @@ class Stack:
             self.api.start()
             self._admin_client = self._client(self._admin_client, "admin", [ADMIN_PERMISSION])
             self.admin = ApiSession(self.api.url, self._admin_client)
+            self.api.ensure_person(
+                self.demo_person["name"], self.demo_person["password"], [ADMIN_PERMISSION]
+            )
             if api_only:
                 self._save()
                 return

@@ -82,7 +82,7 @@ def test_slurm_role_offers_exactly_the_server_types() -> None:
 @pytest.mark.parametrize(
     ("document", "lead"),
     [
-        ("docs/cli.md", "`--type` ("),
+        ("docs/cli.md", "`--license-server-type` ("),
         ("docs/agent.md", "({type}: "),
         ("roles/slurm_license_config/defaults/main.yml", "type ("),
     ],

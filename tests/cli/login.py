@@ -7,8 +7,6 @@ import subprocess
 import threading
 from dataclasses import dataclass, field
 
-import requests
-
 from devstack.processes import console_script
 from tests.cli.conftest import CliResult, cli_environment
 
@@ -66,25 +64,3 @@ class LoginProcess:
         rest, errors = self.process.communicate(timeout=timeout)
         stdout = "\n".join(self.lines) + ("\n" if self.lines else "") + rest
         return CliResult(self.process.returncode, stdout, errors)
-
-
-def answer_in_page(
-    verification_uri: str,
-    user_code: str,
-    name: str,
-    password: str,
-    decision: str = "approve",
-) -> requests.Response:
-    """The verification page driven by plain HTTP (the browser test uses Chromium instead)."""
-    browser = requests.Session()
-    page = browser.get(verification_uri, params={"user_code": user_code}, timeout=10)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token, page.text
-    form = {
-        "csrf_token": token.group(1),
-        "user_code": user_code,
-        "name": name,
-        "password": password,
-        "decision": decision,
-    }
-    return browser.post(verification_uri, data=form, timeout=10)

@@ -67,3 +67,27 @@ def test_options_after_the_command_override_those_before_it():
 def test_options_before_the_command_survive_the_subcommand_defaults():
     result = run_cli("--url", "http://127.0.0.1:9", "products", "list")
     assert "cannot reach the API at http://127.0.0.1:9" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("lm-cli conf", "configurations "),
+        ("lm-cli configurations get", "get-one "),
+        ("lm-cli configurations create --lic", "--license-server-type "),
+        ("lm-cli log", "login logout"),
+    ],
+)
+def test_shell_completion_offers_commands_and_options(tmp_path, line: str, expected: str):
+    """What bash/zsh get from `eval "$(register-python-argcomplete lm-cli)"` (argcomplete)."""
+    answer = tmp_path / "completions"
+    completion = {
+        "_ARGCOMPLETE": "1",
+        "_ARGCOMPLETE_IFS": " ",
+        "_ARGCOMPLETE_STDOUT_FILENAME": str(answer),
+        "COMP_LINE": line,
+        "COMP_POINT": str(len(line)),
+    }
+    result = run_cli(env=completion)
+    assert result.returncode == 0, result.stderr
+    assert answer.read_text().strip() == expected.strip()

@@ -13,9 +13,10 @@ from sqlalchemy import update
 
 from backend.extensions import db
 from backend.models import DeviceAuthorization
+from devstack.login import answer_device_login
 from devstack.processes import free_port
 from tests.cli.conftest import ADMIN, LiveApi, run_cli, set_up_pool, table_rows
-from tests.cli.login import LoginProcess, answer_in_page
+from tests.cli.login import LoginProcess
 
 PASSWORD = "alice's password"
 
@@ -37,8 +38,10 @@ def token_file(env: dict[str, str]) -> Path:
 
 def log_in(api: LiveApi, env: dict[str, str], **answer: str) -> LoginProcess:
     login = LoginProcess.start("--url", api.url, env=env)
-    answered = answer_in_page(login.verification_uri, login.user_code, "alice", PASSWORD, **answer)
-    assert answered.status_code == 200, answered.text
+    status, page = answer_device_login(
+        login.verification_uri, login.user_code, "alice", PASSWORD, **answer
+    )
+    assert status == 200, page
     return login
 
 
@@ -47,10 +50,12 @@ def test_login_stores_the_persons_tokens_and_commands_use_them(api: LiveApi, hom
     login = LoginProcess.start("--url", api.url, env=home)
     assert login.verification_uri == f"{api.url}/lm/device"
     assert login.complete_uri == f"{api.url}/lm/device?user_code={login.user_code}"
-    wrong = answer_in_page(login.verification_uri, login.user_code, "alice", "wrong password")
-    assert wrong.status_code == 401 and "Wrong name or password." in wrong.text
+    status, page = answer_device_login(
+        login.verification_uri, login.user_code, "alice", "wrong password"
+    )
+    assert status == 401 and "Wrong name or password." in page
     assert login.process.poll() is None  # still waiting: the person may try again
-    answer_in_page(login.verification_uri, login.user_code, "alice", PASSWORD)
+    answer_device_login(login.verification_uri, login.user_code, "alice", PASSWORD)
     result = login.wait()
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == (
@@ -116,8 +121,8 @@ def test_expired_code_is_one_line(api: LiveApi, home):
         past = datetime.now(UTC) - timedelta(seconds=1)
         db.session.execute(update(DeviceAuthorization).values(expires_at=past))
         db.session.commit()
-    page = answer_in_page(login.verification_uri, login.user_code, "alice", PASSWORD)
-    assert page.status_code == 400 and "has expired: run lm-cli login again" in page.text
+    status, page = answer_device_login(login.verification_uri, login.user_code, "alice", PASSWORD)
+    assert status == 400 and "has expired: run lm-cli login again" in page
     result = login.wait()
     assert result.returncode == 1
     assert result.stderr == (

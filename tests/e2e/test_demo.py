@@ -5,6 +5,7 @@ the whole loop comes up, the printed `sbatch` tries work, a second run reuses ev
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devstack.processes import free_port, wait_for
+from devstack.processes import console_script, free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 
@@ -61,6 +62,7 @@ def demo_env() -> Iterator[dict[str, str]]:
         "LM_DEV_STATE": str(root / "state"),
         "LM_API_PORT": str(free_port()),
         "LM_PG_PORT": str(free_port()),
+        "XDG_CONFIG_HOME": str(root / "config"),  # lm-cli's login of the demo person
     }
     yield env
     devstack("down", env=env)
@@ -127,17 +129,32 @@ def test_up_brings_the_whole_loop_up_reuses_it_and_down_stops_it(
              == "COMPLETED", 60, "the license-starved job to be requeued and complete")  # fmt: skip
     assert "Restarts=1" in slurm("scontrol", "-o", "show", "job", failing_id)
 
+    # No secret to export: lm-cli uses the demo person's stored login.
+    assert "LM_CLIENT_SECRET" not in first.stdout
+    state = Path(demo_env["LM_DEV_STATE"])
+    assert printed(first.stdout, r"job output goes to (\S+)\)") == str(state / "slurm" / "jobs")
+    assert f"--output={state}/slurm/jobs/slurm-%j.out" in first.stdout
+    lm_cli = [console_script("lm-cli")]
+    person_env = {**demo_env, "LM_API_URL": api}
+    bookings = subprocess.run(
+        [*lm_cli, "bookings", "list"], env=person_env, capture_output=True, text=True, check=False
+    )
+    assert bookings.returncode == 0, bookings.stderr
+    assert re.search(r"abaqus\.abaqus\s+4\s", bookings.stdout), bookings.stdout  # the job that fits
+
     again = devstack("up", env=demo_env)
     assert again.returncode == 0, again.stderr
-    state = Path(demo_env["LM_DEV_STATE"])
-    for reused in (r"export LM_CLIENT_SECRET=(\S+)", r"Slurm cluster (\w+)", r"--server (\S+)"):
+    for reused in (r"password (\S+)\)", r"Slurm cluster (\w+)", r"--server (\S+)"):
         assert printed(again.stdout, reused) == printed(first.stdout, reused)
     assert slurm("squeue", "-h", "-j", fits, "-o", "%T").strip() == "RUNNING"
 
-    api_only = devstack("up", "--api-only", env=demo_env)  # the same state, admin included
+    api_only = devstack("up", "--api-only", env=demo_env)  # the same state, person included
     assert api_only.returncode == 0, api_only.stderr
-    secret = printed(first.stdout, r"export LM_CLIENT_SECRET=(\S+)")
-    assert f":{secret} -d grant_type=client_credentials" in api_only.stdout
+    assert "lm-cli is logged in as the demo person 'demo'" in api_only.stdout
+    shown = subprocess.run(
+        [*lm_cli, "show-token", "--decode"], env=person_env, capture_output=True, text=True
+    )
+    assert json.loads(shown.stdout)["sub"] == "demo"
 
     down = devstack("down", env=demo_env)
     assert down.returncode == 0, down.stderr
