@@ -113,19 +113,21 @@ def read_tail(path: str, *, owner: int | None, limit: int, allowed: Sequence[str
     try:
         descriptor = os.open(path, flags)
     except OSError as error:
-        raise Unreadable(f"{path}: {_reason(error)}") from None
+        raise Unreadable(f"{shown(path)}: {_reason(error)}") from None
     try:
         # Again on what was opened: a folder swapped for a symlink meanwhile changes nothing.
         _check_place(path, os.readlink(f"/proc/self/fd/{descriptor}"), allowed)
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
-            raise Unreadable(f"{path}: not a regular file")
+            raise Unreadable(f"{shown(path)}: not a regular file")
         if owner is not None and status.st_uid != owner:
-            raise Unreadable(f"{path}: owned by uid {status.st_uid}, not the job's uid {owner}")
+            raise Unreadable(
+                f"{shown(path)}: owned by uid {status.st_uid}, not the job's uid {owner}"
+            )
         start = max(0, status.st_size - limit)
         data = os.pread(descriptor, limit, start)
     except OSError as error:
-        raise Unreadable(f"{path}: {_reason(error)}") from None
+        raise Unreadable(f"{shown(path)}: {_reason(error)}") from None
     finally:
         os.close(descriptor)
     text = data.replace(b"\0", b"").decode("utf-8", errors="replace")
@@ -134,11 +136,17 @@ def read_tail(path: str, *, owner: int | None, limit: int, allowed: Sequence[str
     return text
 
 
+def shown(path: str) -> str:
+    """A path as log lines show it: quoted with escapes when it holds control characters (the
+    job's user chose it; a newline in it must not forge a log line)."""
+    return path if path.isprintable() else repr(path)
+
+
 def _check_place(path: str, real: str, allowed: Sequence[str]) -> None:
     if _under(real, FORBIDDEN_ROOTS):
-        raise Unreadable(f"{path}: in a system folder ({real})")
+        raise Unreadable(f"{shown(path)}: in a system folder ({real})")
     if allowed and not _under(real, allowed):
-        raise Unreadable(f"{path}: outside the allowed folders ({real})")
+        raise Unreadable(f"{shown(path)}: outside the allowed folders ({real})")
 
 
 def _reason(error: OSError) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agent.failure_settings import FailureRule, LicenseFailureSettings
-from agent.job_output import Unreadable, output_files, read_tail
+from agent.job_output import Unreadable, output_files, read_tail, shown
 from agent.license_errors import LicenseError, search
 from agent.slurm_env import MalformedValue, exit_code, is_number, parse_job_licenses
 
@@ -157,7 +157,7 @@ def _search_output(
                     "job %s not requeued: %s in %s, but not_license_failures[%d] matches it",
                     job.job_id,
                     found.rule,
-                    path,
+                    shown(path),
                     number,
                 )
                 return None

@@ -20,6 +20,7 @@ import json
 from typing import TYPE_CHECKING
 
 from agent.api import ApiClient, ApiError
+from agent.job_output import shown
 from agent.slurm import Slurm, SlurmError
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def act(config: AgentConfig, log: logging.Logger, job: EndedJob, verdict: Verdic
         else:
             count = done + 1
             action, reason = "requeued", f"{count} of {limit}"
-    where = f" in {verdict.output_file}" if verdict.output_file else ""
+    where = f" in {shown(verdict.output_file)}" if verdict.output_file else ""
     if action == "requeued":
         log.warning("job %s requeued (%s): %s%s", job.job_id, reason, verdict.rule, where)
     else:

@@ -124,3 +124,9 @@ def test_missing_and_unreadable_files_are_unreadable(tmp_path: Path) -> None:
         tail(tmp_path / "missing.out")
     with pytest.raises(Unreadable, match="not a regular file"):
         tail(tmp_path)
+
+
+def test_a_path_with_control_characters_cannot_forge_a_log_line(tmp_path: Path) -> None:
+    with pytest.raises(Unreadable) as refused:
+        tail(tmp_path / "x.out\n2026-01-01 INFO job 1 requeued")
+    assert "\n" not in str(refused.value) and "\\n2026" in str(refused.value)
