@@ -4,7 +4,8 @@ Imports are made inside each command: the prolog of a job without licenses must 
 PyYAML, logging or the HTTP client are loaded (slurmctld waits for it on every job start).
 
 Exit codes: 0 success, 1 the command failed (prolog: refused), 2 invalid configuration or
-arguments, 3 `parse` found output that shows the server could not be read.
+arguments, 3 `parse` found no usage in the output (the server could not be read, or the format is
+not understood: the message says which).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     parse = commands.add_parser("parse", help="parse a saved license-server tool output")
     parse.add_argument("--type", required=True, choices=SERVER_TYPES, dest="server_type")
     parse.add_argument(
-        "file", nargs="?", type=argparse.FileType("r"), default=sys.stdin, help="default: stdin"
+        "file", nargs="?", type=argparse.FileType("rb"), default=None, help="default: stdin"
     )
     parse.set_defaults(run=_parse)
 
@@ -161,17 +162,30 @@ def _report(options: argparse.Namespace) -> int:
 
 
 def _parse(options: argparse.Namespace) -> int:
+    """Print the usage a saved output shows as JSON: {"features": {...}}, plus "unreadable"
+    (features printed with an error) and "warnings" (figures read conservatively) when any."""
     import json
     from dataclasses import asdict
 
-    from agent.parsers import ServerUnreadable, parse
+    from agent.parsers import OutputNotUnderstood, ServerUnreadable, parse
 
-    with options.file:
-        text = options.file.read()
+    source = options.file or sys.stdin.buffer
+    with source:
+        output = source.read()
     try:
-        features = parse(options.server_type, text)
+        usage = parse(options.server_type, output)
+    except OutputNotUnderstood as error:
+        print(f"lm-agent parse: output not understood: {error}", file=sys.stderr)
+        return SERVER_UNREADABLE
     except ServerUnreadable as error:
         print(f"lm-agent parse: server unreadable: {error}", file=sys.stderr)
         return SERVER_UNREADABLE
-    print(json.dumps({"features": {name: asdict(usage) for name, usage in features.items()}}))
+    printed: dict[str, object] = {
+        "features": {name: asdict(feature) for name, feature in usage.features.items()}
+    }
+    if usage.unreadable:
+        printed["unreadable"] = usage.unreadable
+    if usage.warnings:
+        printed["warnings"] = usage.warnings
+    print(json.dumps(printed))
     return 0

@@ -49,7 +49,7 @@ def time_parse(server_type: str) -> dict:
         result = parse(server_type, text)
         wall.append((time.perf_counter() - wall_start) * 1000)
         cpu.append((time.process_time() - cpu_start) * 1000)
-    assert sum(len(feature.uses) for feature in result.values()) == CHECKOUTS
+    assert sum(len(feature.uses) for feature in result.features.values()) == CHECKOUTS
     return {
         "output_bytes": len(text),
         "median_ms": round(statistics.median(wall), 2),

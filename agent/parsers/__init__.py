@@ -2,13 +2,19 @@
 
 Interface (the agent's poller and `lm-agent parse` rely on it):
 
-- ``parse(server_type, text) -> dict[str, FeatureUsage]``: the features the output shows, keyed by
-  the feature name exactly as printed (callers match names case-insensitively). Several pools of
-  one name (versions, license blocks) are summed into one feature.
-- ``FeatureUsage(total, used, uses)``: ``used`` is the server's own in-use figure; ``uses`` lists
-  the checkouts as ``Checkout(username, lead_host, count)``.
-- ``ServerUnreadable``: the output shows no usage (server down, connection refused, empty or
-  garbled output); its message quotes the tool's error line. Try the next mirror.
+- ``parse(server_type, output) -> ServerUsage``: ``output`` is the tool's stdout as bytes (any
+  encoding a tool writes: UTF-8, UTF-16 with or without BOM) or text; line ends and trailing
+  blanks do not matter. ``ServerUsage.features`` holds the features the output shows, keyed by
+  the feature name exactly as printed (callers match names case-insensitively); several pools of
+  one name (versions, license blocks, vendor daemons) are summed into one feature.
+  ``ServerUsage.unreadable`` names the features the output prints an error for instead of usage,
+  and ``ServerUsage.warnings`` the figures that did not add up (read conservatively).
+- ``FeatureUsage(total, used, uses)``: ``used`` is the server's own in-use figure (never less
+  than its checkouts); ``uses`` lists the checkouts as ``Checkout(username, lead_host, count)``.
+- ``ServerUnreadable``: the output shows no usage but an error (server down, connection
+  refused); its message quotes the tool's error line. Try the next mirror.
+- ``OutputNotUnderstood`` (a ServerUnreadable): no usage and no error either: a format the parser
+  does not know (or an empty output).
 - ``ValueError``: ``server_type`` is not one of lm_common.facts.SERVER_TYPES (a parser each;
   this package imports only the standard library, so the registry below names them itself).
 
@@ -20,11 +26,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agent.parsers import dsls, flexlm, lmx, lsdyna, olicense, rlm
-from agent.parsers.usage import Checkout, FeatureUsage, ServerUnreadable
+from agent.parsers.usage import (
+    Checkout,
+    FeatureUsage,
+    OutputNotUnderstood,
+    ServerUnreadable,
+    ServerUsage,
+    decode_output,
+    normalize_text,
+)
 
-__all__ = ["Checkout", "FeatureUsage", "ServerUnreadable", "parse"]
+__all__ = [
+    "Checkout",
+    "FeatureUsage",
+    "OutputNotUnderstood",
+    "ServerUnreadable",
+    "ServerUsage",
+    "parse",
+]
 
-_PARSERS: dict[str, Callable[[str], dict[str, FeatureUsage]]] = {
+_PARSERS: dict[str, Callable[[str], ServerUsage]] = {
     "flexlm": flexlm.parse,
     "rlm": rlm.parse,
     "lsdyna": lsdyna.parse,
@@ -34,10 +55,11 @@ _PARSERS: dict[str, Callable[[str], dict[str, FeatureUsage]]] = {
 }
 
 
-def parse(server_type: str, text: str) -> dict[str, FeatureUsage]:
+def parse(server_type: str, output: str | bytes) -> ServerUsage:
     """Usage per feature from one tool output of a `server_type` license server."""
     parser = _PARSERS.get(server_type)
     if parser is None:
         expected = ", ".join(_PARSERS)
         raise ValueError(f"unknown license server type {server_type!r}; expected one of {expected}")
-    return parser(text)
+    text = decode_output(output) if isinstance(output, bytes) else output
+    return parser(normalize_text(text))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import re
 
-from agent.parsers.usage import Checkout, FeatureUsage, UsageTable
+from agent.parsers.usage import Checkout, ServerUsage, UsageTable
 
 _HEADER_START = "Editor,EditorId,"
 _QUEUED = "Queue Position"
@@ -26,7 +26,7 @@ _ERROR = re.compile(
 )
 
 
-def parse(text: str) -> dict[str, FeatureUsage]:
+def parse(text: str) -> ServerUsage:
     table = UsageTable()
     lines = text.splitlines()
     header_at = next((i for i, line in enumerate(lines) if _HEADER_START in line), None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from agent.parsers.usage import Checkout, FeatureUsage, UsageTable
+from agent.parsers.usage import Checkout, FeatureUsage, ServerUsage, UsageTable
 
 _PROGRAM = re.compile(
     r"(?P<name>\S+)\s+\d{1,2}/\d{1,2}/\d{4}\s+\S+\s+(?P<free>\d+)\s+(?P<max>\d+)\s*\|\s*\d+\s*$"
@@ -27,7 +27,7 @@ _PROCESS = re.compile(r"\s+(?P<user>\S+)\s+\d+@(?P<host>\S+)\s+(?P<count>\d+)\s*
 _ERROR = re.compile(r"^.*(?:error|cannot|failed|refused).*$", re.IGNORECASE | re.MULTILINE)
 
 
-def parse(text: str) -> dict[str, FeatureUsage]:
+def parse(text: str) -> ServerUsage:
     table = UsageTable()
     # Rows seen since the last LICENSE GROUP line, by program: their group (if one follows) decides.
     pending = UsageTable()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from agent.parsers.usage import Checkout, FeatureUsage, UsageTable
+from agent.parsers.usage import Checkout, FeatureUsage, ServerUsage, UsageTable
 
 _MODULE = re.compile(r"\s+(?P<name>[^;\s]+);\s*(?P<type>[^;]*?);\s*(?P<count>\d+);")
 _HOLDERS = re.compile(r"\s+(?P<count>\d+) (?P<kind>\w+)By:")
@@ -25,7 +25,7 @@ _HOLDER = re.compile(r"\s+(?P<user>[^@\s]+)@(?P<host>\S+) #(?P<count>\d+)")
 _ERROR = re.compile(r"^.*(?:OlComm \d+|error|cannot|failed).*$", re.IGNORECASE | re.MULTILINE)
 
 
-def parse(text: str) -> dict[str, FeatureUsage]:
+def parse(text: str) -> ServerUsage:
     table = UsageTable()
     current: FeatureUsage | None = None
     holders_are_checkouts = False

@@ -52,19 +52,19 @@ def real(name: str) -> str:
 
 @pytest.mark.parametrize(("server_type", "sample"), SAMPLES)
 def test_real_sample_parses_to_the_documented_usage(server_type: str, sample: str) -> None:
-    assert parse(server_type, real(sample)) == expected_usage(sample)
+    assert parse(server_type, real(sample)).features == expected_usage(sample)
 
 
 @pytest.mark.parametrize(("server_type", "sample"), SAMPLES)
 def test_windows_line_endings_give_the_same_usage(server_type: str, sample: str) -> None:
     text = real(sample).replace("\n", "\r\n")
-    assert parse(server_type, text) == expected_usage(sample)
+    assert parse(server_type, text).features == expected_usage(sample)
 
 
 @pytest.mark.parametrize(("server_type", "sample"), SAMPLES)
 def test_extra_blank_lines_give_the_same_usage(server_type: str, sample: str) -> None:
     text = real(sample).replace("\n", "\n\n\n")
-    assert parse(server_type, text) == expected_usage(sample)
+    assert parse(server_type, text).features == expected_usage(sample)
 
 
 @pytest.mark.parametrize("server_type", SERVER_TYPES)
@@ -103,7 +103,7 @@ def test_output_cut_at_any_line_gives_data_or_unreadable_never_a_crash(
             result = parse(server_type, cut)
         except ServerUnreadable:
             continue
-        assert set(result) <= set(expected_usage(sample))
+        assert set(result.features) <= set(expected_usage(sample))
 
 
 @pytest.mark.parametrize("server_type", SERVER_TYPES)
@@ -122,4 +122,4 @@ def test_corrupted_outputs_give_data_or_unreadable_never_a_crash(server_type: st
             result = parse(server_type, "".join(characters))
         except ServerUnreadable:
             continue
-        assert all(usage.total >= 0 and usage.used >= 0 for usage in result.values())
+        assert all(usage.total >= 0 and usage.used >= 0 for usage in result.features.values())

@@ -86,7 +86,7 @@ def test_tool_output_parses_like_the_real_sample_it_mirrors(sim: Simulator, samp
 
     assert exit_code == 0
     real = parse(server_type, (REAL / sample).read_text(encoding="utf-8"))
-    assert parse(server_type, output) == real
+    assert parse(server_type, output).features == real.features
 
 
 @pytest.mark.parametrize("server_type", SERVER_TYPES)
@@ -96,7 +96,7 @@ def test_checkout_and_checkin_change_what_the_tool_prints(sim: Simulator, server
     sim.checkout(address, "solver-2:x_y", "alice", "node01", 4)
     sim.checkout(address, "solver-2:x_y", "bob", "node02", 2)
 
-    busy = parse(server_type, run_tool(sim, server_type)[1])["solver-2:x_y"]
+    busy = parse(server_type, run_tool(sim, server_type)[1]).features["solver-2:x_y"]
     assert (busy.total, busy.used) == (10, 6)
     assert sorted((use.username, use.lead_host, use.count) for use in busy.uses) == [
         ("alice", "node01", 4),
@@ -104,7 +104,7 @@ def test_checkout_and_checkin_change_what_the_tool_prints(sim: Simulator, server
     ]
 
     assert sim.command("checkin", "--server", address, "solver-2:x_y", "--user", "alice") == 0
-    after = parse(server_type, run_tool(sim, server_type)[1])["solver-2:x_y"]
+    after = parse(server_type, run_tool(sim, server_type)[1]).features["solver-2:x_y"]
     assert (after.used, [use.username for use in after.uses]) == (2, ["bob"])
 
 
@@ -132,7 +132,7 @@ def test_lsdyna_programs_draw_from_one_pool(sim: Simulator) -> None:
     assert refused.value.exit_code == 1
     sim.checkout(address, "LS-DYNA", "bob", "node02", 20)
     usage = parse("lsdyna", run_tool(sim, "lsdyna")[1])
-    assert {name: (u.total, u.used) for name, u in usage.items()} == {
+    assert {name: (u.total, u.used) for name, u in usage.features.items()} == {
         "MPPDYNA": (100, 100),
         "LS-DYNA": (100, 100),
     }
@@ -216,7 +216,7 @@ def test_latency_delays_the_answer(sim: Simulator) -> None:
     exit_code, output = run_tool(sim, "olicense")
 
     assert time.monotonic() - start >= 0.5
-    assert exit_code == 0 and parse("olicense", output)["ftire_adams"].total == 4
+    assert exit_code == 0 and parse("olicense", output).features["ftire_adams"].total == 4
 
 
 @pytest.mark.parametrize("server_type", SERVER_TYPES)
@@ -259,7 +259,9 @@ def test_tools_without_a_baked_state_read_the_environment(
     )
 
     assert without.returncode == USAGE_EXIT_CODE and "LM_SIMULATOR_STATE" in without.stderr
-    assert with_env.returncode == 0 and parse("lmx", with_env.stdout)["HyperWorks"].total == 7
+    assert (
+        with_env.returncode == 0 and parse("lmx", with_env.stdout).features["HyperWorks"].total == 7
+    )
 
 
 def test_concurrent_checkouts_are_all_kept_and_readers_never_see_a_torn_file(
@@ -295,7 +297,7 @@ def test_concurrent_checkouts_are_all_kept_and_readers_never_see_a_torn_file(
         reader.stderr.close()
     assert [writer.wait(timeout=60) for writer in writers] == [0] * 12
 
-    final = parse("flexlm", run_tool(sim, "flexlm")[1])["abaqus"]
+    final = parse("flexlm", run_tool(sim, "flexlm")[1]).features["abaqus"]
     assert (final.used, len(final.uses)) == (12, 12)
     with pytest.raises(SimulatorRefused) as refused:
         sim.checkout(address, "abaqus", "late", "node99", 1)
