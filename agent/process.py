@@ -36,11 +36,12 @@ class CommandTimeout(Exception):
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What a finished command printed and how it exited."""
+    """What a finished command printed and how it exited (`raw_stdout`: the bytes themselves)."""
 
     returncode: int
     stdout: str
     stderr: str
+    raw_stdout: bytes = b""
 
 
 def minimal_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -87,18 +88,24 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return die_with_parent
 
 
+def _utf8(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
 def run_command(
     argv: Sequence[str],
     *,
     timeout: float,
     stdin: str | None = None,
     env: Mapping[str, str] | None = None,
+    decode: Callable[[bytes], str] = _utf8,
 ) -> CommandResult:
     """Run `argv` in its own process group; kill the whole group when it passes `timeout`.
 
     Killing the group (not only the child) matters: vendor tools are often wrapper scripts,
     and a hung grandchild would otherwise keep running after every cron cycle. The group is
     killed too when anything else interrupts the wait (see the module docstring).
+    `decode` turns stdout into text (license tools may write UTF-16); stderr is read as UTF-8.
     Raises OSError when the executable cannot be started and CommandTimeout on time-out.
     """
     process = subprocess.Popen(
@@ -107,15 +114,15 @@ def run_command(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=dict(env) if env is not None else minimal_environment(),
-        text=True,
-        errors="replace",
         start_new_session=True,
         preexec_fn=_parent_death_signal(),
     )
     with _running_lock:
         _running_groups.add(process.pid)
     try:
-        stdout, stderr = process.communicate(stdin, timeout=timeout)
+        stdout, stderr = process.communicate(
+            stdin.encode() if stdin is not None else None, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         _kill_group(process)
         raise CommandTimeout(argv, timeout) from None
@@ -125,7 +132,7 @@ def run_command(
     finally:
         with _running_lock:
             _running_groups.discard(process.pid)
-    return CommandResult(process.returncode, stdout, stderr)
+    return CommandResult(process.returncode, decode(stdout), _utf8(stderr), stdout)
 
 
 @atexit.register
@@ -138,7 +145,7 @@ def kill_running_tools() -> None:
             os.killpg(group, signal.SIGKILL)
 
 
-def _kill_group(process: subprocess.Popen[str]) -> None:
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL the process group, then reap the child and close its pipes."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
