@@ -141,6 +141,12 @@ class AgentConfig:
     license_failures: LicenseFailureSettings = field(default_factory=LicenseFailureSettings)
     source: str = field(default="", metadata={"internal": True})  # the file it came from
 
+    @property
+    def state_dir(self) -> str:
+        """The agent's state directory, state_file's: outputs the parsers did not understand
+        (unparsable/) and the Slurm totals already warned about live there too."""
+        return os.path.dirname(self.state_file)
+
     def tool_path(self, server_type: str) -> str:
         """The tool that reads a license server of this type (KeyError for unknown types)."""
         return self.tools.for_server_type(server_type)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 KEPT_OUTPUTS = 20
 SUBDIRECTORY = "unparsable"
+KEPT_HEADER = b"# command: "  # the first line of a kept file, then the output byte for byte
 
 
 def keep_output(state_dir: str, label: str, command: str, output: bytes) -> Path:
@@ -26,7 +27,7 @@ def keep_output(state_dir: str, label: str, command: str, output: bytes) -> Path
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     safe_label = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
     path = folder / f"{stamp}-{os.getpid()}-{safe_label}.txt"
-    path.write_bytes(f"# command: {command}\n".encode() + output)
+    path.write_bytes(KEPT_HEADER + command.encode() + b"\n" + output)
     _prune(folder)
     return path
 

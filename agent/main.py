@@ -167,11 +167,14 @@ def _parse(options: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
+    from agent.kept_outputs import KEPT_HEADER
     from agent.parsers import OutputNotUnderstood, ServerUnreadable, parse
 
     source = options.file or sys.stdin.buffer
     with source:
         output = source.read()
+    if output.startswith(KEPT_HEADER):  # an output the agent kept: its first line is ours
+        output = output.partition(b"\n")[2]
     try:
         usage = parse(options.server_type, output)
     except OutputNotUnderstood as error:

@@ -19,6 +19,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any
 
 from agent.kept_outputs import keep_output
@@ -32,6 +33,7 @@ from agent.parsers import (
 )
 from agent.process import CommandResult, CommandTimeout, minimal_environment, run_command
 from agent.tools import tool_command
+from lm_common.facts import REPORT_OK, REPORT_UNPARSABLE, REPORT_UNREACHABLE
 
 log = logging.getLogger("agent.polling")
 
@@ -39,8 +41,6 @@ log = logging.getLogger("agent.polling")
 MAX_PARALLEL_POLLS = 64
 # Lines of a not-understood output quoted in the ERROR line.
 QUOTED_LINES = 5
-# Status of a pool (and of its features' reports) by what the poll found.
-OK, UNREACHABLE, UNPARSABLE = "ok", "unreachable", "unparsable"
 
 
 class UnparsableOutput(ServerUnreadable):
@@ -67,10 +67,11 @@ class PollResult:
 
     @property
     def status(self) -> str:
-        """OK, or why no usage came: UNPARSABLE when any mirror's output was not understood."""
+        """The report status of the pool: unparsable when any mirror's output was not
+        understood (a format to fix beats a server to restart)."""
         if self.reachable:
-            return OK
-        return UNPARSABLE if self.unparsable else UNREACHABLE
+            return REPORT_OK
+        return REPORT_UNPARSABLE if self.unparsable else REPORT_UNREACHABLE
 
     def feature_error(self, feature_name: str) -> str | None:
         """The error the answering server printed for this feature instead of usage."""
@@ -156,7 +157,11 @@ def _not_understood(
             kept = f"kept in {path}"
         except OSError as error:
             kept = f"not kept: {error.strerror or error}"
-    lines = [line for line in result.stdout.splitlines() if line.strip()][:QUOTED_LINES]
+    lines = list(
+        islice(
+            (_printable(line) for line in result.stdout.splitlines() if line.strip()), QUOTED_LINES
+        )
+    )
     log.error(
         "license server %s (%s): output not understood; command: %s; first lines: %s; "
         "raw output %s",
@@ -245,6 +250,11 @@ def poll_all(
 def _pool_key(configuration: Mapping[str, Any]) -> tuple[Any, ...]:
     servers = tuple((s["host"].casefold(), s["port"]) for s in configuration["license_servers"])
     return (configuration["type"], servers)
+
+
+def _printable(line: str) -> str:
+    """The line with control characters escaped, so that one log line stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line.strip())
 
 
 def _first_line(text: str) -> str:

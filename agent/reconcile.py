@@ -22,10 +22,13 @@ Slurm. For the reservation Slurm comes before the API (see without_unbooked_jobs
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from agent.api import ApiClient, ApiError
@@ -35,6 +38,7 @@ from agent.lock import exclusive_lock
 from agent.parsers import Checkout, FeatureUsage
 from agent.polling import PollResult, poll_all
 from agent.slurm import Slurm, SlurmError, SlurmJob, SlurmLicense
+from lm_common.facts import REPORT_OK, REPORT_UNREACHABLE
 
 log = logging.getLogger("agent.reconcile")
 
@@ -68,6 +72,20 @@ class Tracked:
     @property
     def usage(self) -> FeatureUsage | None:
         return self.poll.usage(self.feature["name"])
+
+    @property
+    def status(self) -> str:
+        """The report status: the pool's, or unreachable when its server did not list this
+        feature or printed an error for it (no pool to book from, as far as we can tell)."""
+        if not self.poll.reachable:
+            return self.poll.status
+        return REPORT_OK if self.usage is not None else REPORT_UNREACHABLE
+
+    @property
+    def why_not_read(self) -> str:
+        """Why a readable server gave no usage for this feature."""
+        error = self.poll.feature_error(self.feature["name"])
+        return f"the server printed: {error}" if error else "not on the server"
 
 
 @dataclass(frozen=True)
@@ -115,7 +133,7 @@ def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> bool:
     except ApiError as error:
         guard_without_api(config, slurm, error, polls=None)
         return False
-    polls = poll_all(configurations, config.tool_path, config.tool_timeout)
+    polls = poll_all(configurations, config.tool_path, config.tool_timeout, config.state_dir)
     try:
         api.put(FEATURES_PATH, usage_reports(polls, config.stat_interval))
         tracked = {item.feature["id"]: item for item in tracked_features(polls)}
@@ -181,7 +199,9 @@ def guard_without_api(
         last.saved_at,
     )
     if polls is None:
-        polls = poll_all(last.configurations, config.tool_path, config.tool_timeout)
+        polls = poll_all(
+            last.configurations, config.tool_path, config.tool_timeout, config.state_dir
+        )
     targets = reservation_targets(
         config, last.configurations, polls, slurm.licenses(), without_api=last.licenses
     )
@@ -210,6 +230,7 @@ def reserve_without_api(
     bookings: int,
     desktop_reserved: int,
     last: HeldBack | None,
+    pool_total: int | None = None,
 ) -> LicenseTarget:
     """What to hold back while the API cannot be reached (docs/architecture.md, "Degraded mode").
 
@@ -221,7 +242,7 @@ def reserve_without_api(
     we know of, so the formula alone would hand their tokens out again. The floor keeps them
     held until the server shows tokens coming back.
     """
-    target = reserve_for(server_used, slurm_license, bookings, desktop_reserved)
+    target = reserve_for(server_used, slurm_license, bookings, desktop_reserved, pool_total)
     if server_used is None or last is None:
         return replace(target, explanation=f"{target.explanation} (API unreachable)")
     if last.server_used is None:  # the server was unreadable then: everything stayed held back
@@ -250,19 +271,28 @@ def _features_by_license(
     return found
 
 
+def _usage_by_license(
+    config: AgentConfig,
+    configurations: Sequence[Mapping[str, Any]],
+    polls: Sequence[PollResult],
+) -> dict[str, FeatureUsage | None]:
+    """What the license server says per Slurm license name (None: not read)."""
+    poll_by_id = {poll.configuration["id"]: poll for poll in polls}
+    found: dict[str, FeatureUsage | None] = {}
+    for name, (feature, configuration) in _features_by_license(config, configurations).items():
+        poll = poll_by_id.get(configuration["id"])
+        found[name] = poll.usage(feature["name"]) if poll else None
+    return found
+
+
 def _server_used_by_license(
     config: AgentConfig,
     configurations: Sequence[Mapping[str, Any]],
     polls: Sequence[PollResult],
 ) -> dict[str, int | None]:
     """Tokens in use on the license server per Slurm license name (None: not read)."""
-    poll_by_id = {poll.configuration["id"]: poll for poll in polls}
-    used: dict[str, int | None] = {}
-    for name, (feature, configuration) in _features_by_license(config, configurations).items():
-        poll = poll_by_id.get(configuration["id"])
-        usage = poll.usage(feature["name"]) if poll else None
-        used[name] = usage.used if usage else None
-    return used
+    usage_of = _usage_by_license(config, configurations, polls)
+    return {name: usage.used if usage else None for name, usage in usage_of.items()}
 
 
 def without_unbooked_jobs_between_hooks(
@@ -305,8 +335,10 @@ def tracked_features(polls: Iterable[PollResult]) -> Iterable[Tracked]:
 def usage_reports(polls: Sequence[PollResult], interval: int) -> list[dict[str, Any]]:
     """The body of PUT /lm/features/by_client_id: one entry per configured feature.
 
-    A feature its readable server does not list is reported unreachable too: the server has no
-    such pool (a typo, an expired license file), and claiming 0 used would invite bookings.
+    Status ok with the figures, or (figures left as last reported) unreachable or unparsable:
+    the API refuses bookings on both. A feature its readable server does not list, or prints an
+    error for, is reported unreachable too: the server has no such pool (a typo, an expired
+    license file), and claiming 0 used would invite bookings.
     Each entry states `interval`, the seconds until our next report: the API trusts a report
     for a few such intervals only (LM_REPORT_FRESH_INTERVALS).
     """
@@ -316,25 +348,26 @@ def usage_reports(polls: Sequence[PollResult], interval: int) -> list[dict[str, 
             "product_name": item.feature["product"]["name"],
             "feature_name": item.feature["name"],
             "interval": interval,
+            "status": item.status,
         }
         usage = item.usage
-        if usage is None:
-            report["status"] = "unreachable"
-            if item.poll.reachable:
-                log.warning(
-                    "%s is not on license server %s: reported unreachable",
-                    item.product_feature,
-                    item.poll.server,
-                )
-        else:
-            report.update(total=usage.total, used=usage.used, status="ok")
+        if usage is not None:
+            report.update(total=usage.total, used=usage.used)
+        elif item.poll.reachable:
+            log.warning(
+                "%s: %s (%s): reported unreachable",
+                item.product_feature,
+                item.why_not_read,
+                item.poll.server,
+            )
         reports.append(report)
     for poll in polls:
         if not poll.reachable:
             log.warning(
-                "configuration %s (%s) unreachable, its features reported so: %s",
+                "configuration %s (%s) %s, its features reported so: %s",
                 poll.configuration["name"],
                 poll.configuration["type"],
+                poll.status,
                 poll.reason,
             )
     return reports
@@ -428,10 +461,14 @@ def _delete(api: ApiClient, path: str) -> bool:
 
 
 def reserve_for(
-    server_used: int | None, slurm_license: SlurmLicense, bookings: int, desktop_reserved: int = 0
+    server_used: int | None,
+    slurm_license: SlurmLicense,
+    bookings: int,
+    desktop_reserved: int = 0,
+    pool_total: int | None = None,
 ) -> LicenseTarget:
     """Tokens Slurm must keep out of its jobs' reach:
-    server_used - slurm_used + desktop_reserved + bookings.
+    server_used - slurm_used + desktop_reserved + bookings + excess.
 
     - server_used: tokens checked out on the license server by anyone (desktops, other clusters,
       and this cluster's jobs that already checked out).
@@ -448,6 +485,11 @@ def reserve_for(
       (used + reserved + bookings + requested <= total). With it, what Slurm lets a job take,
       Total - slurm_used - reserve, is exactly what the prolog's booking would grant, so Slurm
       does not start jobs that the prolog must refuse and requeue.
+    - excess: how far Slurm's Total (set by hand in slurm.conf) is above `pool_total`, the total
+      the booking rule counts for the pool. The API grants at most
+      pool_total - used - reserved - bookings, Slurm would let jobs take
+      Total - slurm_used - reserve; holding the difference too makes them equal, so Slurm starts
+      no job the prolog must refuse. A Total below the pool's changes nothing (Slurm is stricter).
     A booking lasts until its job's checkout shows on the server (or the job ends, or the
     booking reaches its maximum age): from the checkout to the next cycle that job counts
     twice, which only errs on the safe side.
@@ -455,11 +497,14 @@ def reserve_for(
     """
     if server_used is None:
         return LicenseTarget(slurm_license.total, "license server unreachable (fail closed)")
-    wanted = server_used - slurm_license.used + desktop_reserved + bookings
+    excess = max(0, slurm_license.total - pool_total) if pool_total is not None else 0
+    wanted = server_used - slurm_license.used + desktop_reserved + bookings + excess
     reserve = min(max(wanted, 0), slurm_license.total)
     explanation = f"server used {server_used}, slurm used {slurm_license.used}, bookings {bookings}"
     if desktop_reserved:
         explanation += f", desktop reserved {desktop_reserved}"
+    if excess:
+        explanation += f", slurm total {slurm_license.total} above the server's {pool_total}"
     return LicenseTarget(reserve, explanation)
 
 
@@ -475,21 +520,88 @@ def reservation_targets(
     `without_api`: what the last successful cycle held back, when this one has no API
     (`reserve_without_api` then sizes each license).
     """
-    used = _server_used_by_license(config, configurations, polls)
+    usage_of = _usage_by_license(config, configurations, polls)
     targets: dict[str, LicenseTarget] = {}
+    totals: dict[str, tuple[int, int]] = {}  # Slurm's total and the pool's, per license read
     for name, (feature, _) in _features_by_license(config, configurations).items():
         slurm_license = slurm_licenses.get(name)
         if slurm_license is None:
             log.warning("%s is not a license of this Slurm cluster: skipped", name)
             continue
+        usage = usage_of[name]
+        server_used = usage.used if usage else None
+        pool_total = pool_total_of(usage, feature)
+        if pool_total is not None:
+            totals[name] = (slurm_license.total, pool_total)
         booked, reserved = feature["booked"], feature["reserved"]
         if without_api is None:
-            targets[name] = reserve_for(used[name], slurm_license, booked, reserved)
+            targets[name] = reserve_for(server_used, slurm_license, booked, reserved, pool_total)
         else:
             targets[name] = reserve_without_api(
-                used[name], slurm_license, booked, reserved, without_api.get(name)
+                server_used, slurm_license, booked, reserved, without_api.get(name), pool_total
             )
+    warn_about_totals(config.state_dir, totals)
     return targets
+
+
+def pool_total_of(usage: FeatureUsage | None, feature: Mapping[str, Any]) -> int | None:
+    """The pool's total as the booking rule counts it: what we just read, or less when the API
+    holds less (another member of the pool reported a lower total). None when not read."""
+    if usage is None:
+        return None
+    api_total = feature.get("total")
+    return min(usage.total, api_total) if isinstance(api_total, int) else usage.total
+
+
+TOTALS_FILE = "slurm-totals.json"
+
+
+def warn_about_totals(state_dir: str, totals: Mapping[str, tuple[int, int]]) -> None:
+    """Warn, once per change, about each license whose Slurm total differs from the pool's.
+
+    cron starts a new process every cycle, so what was already said is kept in state_dir; when
+    that file cannot be written the warning repeats every cycle, which is noisy but not wrong.
+    """
+    path = Path(state_dir) / TOTALS_FILE
+    try:
+        warned = json.loads(path.read_text())
+        if not isinstance(warned, dict):
+            warned = {}
+    except (OSError, ValueError):
+        warned = {}
+    differing = {name: list(pair) for name, pair in totals.items() if pair[0] != pair[1]}
+    for name, (slurm_total, pool_total) in sorted(totals.items()):
+        if slurm_total == pool_total:
+            if name in warned:
+                log.info("%s: Slurm's total now equals the server's (%d)", name, slurm_total)
+        elif warned.get(name) != [slurm_total, pool_total]:
+            log.warning(totals_mismatch(name, slurm_total, pool_total))
+    kept = {name: pair for name, pair in warned.items() if name not in totals}  # not read now
+    kept.update(differing)
+    if kept == warned:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(kept, sort_keys=True))
+        temporary.replace(path)
+    except OSError as error:
+        log.debug("cannot remember the totals warned about in %s: %s", path, error.strerror)
+
+
+def totals_mismatch(name: str, slurm_total: int, pool_total: int) -> str:
+    """The warning for a Slurm total that differs from the license server's."""
+    if slurm_total > pool_total:
+        return (
+            f"{name}: Slurm's total {slurm_total} is above the license server's {pool_total}: "
+            f"the reservation also holds the {slurm_total - pool_total} more so that Slurm "
+            f"starts no job the API must refuse; set Licenses={name}:{pool_total} in slurm.conf"
+        )
+    return (
+        f"{name}: Slurm's total {slurm_total} is below the license server's {pool_total}: "
+        f"this cluster's jobs cannot use {pool_total - slurm_total} of them; raise Licenses= "
+        "in slurm.conf if they should"
+    )
 
 
 def apply_reservation(
@@ -534,32 +646,59 @@ def report(config: AgentConfig) -> int:
     except ApiError as error:
         log.error("cannot read the configurations: %s", error)
         return 1
-    polls = poll_all(configurations, config.tool_path, config.tool_timeout)
-    print("\n".join(report_lines(polls)))
+    polls = poll_all(configurations, config.tool_path, config.tool_timeout, config.state_dir)
+    try:
+        slurm_licenses: Mapping[str, SlurmLicense] | None = slurm_of(config).licenses()
+    except SlurmError as error:
+        log.warning("cannot read Slurm's licenses: %s", error)
+        slurm_licenses = None
+    print("\n".join(report_lines(polls, config, slurm_licenses)))
     return 0 if all(poll.reachable for poll in polls) else 1
 
 
-def report_lines(polls: Sequence[PollResult]) -> list[str]:
-    """Per configuration: where it was read, then each feature's total, used and checkouts."""
+def report_lines(
+    polls: Sequence[PollResult],
+    config: AgentConfig,
+    slurm_licenses: Mapping[str, SlurmLicense] | None,
+) -> list[str]:
+    """Per configuration: its status and the mirror that answered; per feature: status, total,
+    used, checkouts and Slurm's total beside the server's; then the checkouts themselves."""
     lines: list[str] = []
     for poll in polls:
         configuration = poll.configuration
         header = f"{configuration['name']} ({configuration['type']})"
         if poll.reachable:
-            lines.append(f"{header} read from {poll.server}")
+            tried = f" (after {'; '.join(poll.failures)})" if poll.failures else ""
+            lines.append(f"{header}: ok, read from {poll.server}{tried}")
         else:
-            lines.append(f"{header} UNREACHABLE: {poll.reason}")
+            lines.append(f"{header}: {poll.status.upper()}: {poll.reason}")
         configured = set()
         for item in tracked_features([poll]):
-            usage = item.usage
             configured.add(item.feature["name"].casefold())
+            name = config.slurm_license_name(
+                item.feature["product"]["name"], item.feature["name"], configuration["type"]
+            )
+            slurm = _slurm_total_text(name, slurm_licenses)
+            usage = item.usage
             if usage is None:
-                state = "not on the server" if poll.reachable else "unknown"
-                lines.append(f"  {item.product_feature}: {state}")
+                why = f" ({item.why_not_read})" if poll.reachable else ""
+                lines.append(f"  {item.product_feature}: status {item.status}{why}, {slurm}")
                 continue
-            lines.append(f"  {item.product_feature}: total {usage.total}, used {usage.used}")
+            lines.append(
+                f"  {item.product_feature}: status ok, total {usage.total}, used {usage.used}, "
+                f"checkouts {len(usage.uses)}, {slurm}, mirror {poll.server}"
+            )
             lines.extend(f"    {c.username}@{c.lead_host} {c.count}" for c in usage.uses)
         others = sorted(n for n in poll.features or {} if n.casefold() not in configured)
         if others:
             lines.append(f"  also on the server, not configured: {', '.join(others)}")
     return lines or ["no configuration for this cluster"]
+
+
+def _slurm_total_text(name: str, slurm_licenses: Mapping[str, SlurmLicense] | None) -> str:
+    if slurm_licenses is None:
+        return "slurm total unknown (scontrol failed)"
+    slurm_license = slurm_licenses.get(name)
+    if slurm_license is None:
+        return f"slurm total none ({name} is not a license of this cluster)"
+    return f"slurm total {slurm_license.total}"

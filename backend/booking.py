@@ -21,6 +21,7 @@ from flask_smorest import abort
 from sqlalchemy import Row, text
 
 from backend.extensions import db
+from lm_common.facts import REPORT_OK, REPORT_UNPARSABLE
 
 # (feature_id, member_id) for every requested feature and each feature of its pool (itself too).
 # `linked` walks configurations through shared servers; UNION drops repeats, so it terminates.
@@ -136,6 +137,7 @@ ORDER BY wanted.product, wanted.feature, features.id
 
 NEVER_REPORTED = "the license server has never been reported"
 UNREACHABLE = "the license server was unreachable at the last report"
+UNPARSABLE = "the license server's output was not understood at the last report"
 # A report that states no interval (an agent from before reports stated it) is taken to come
 # from the agent's default stat_interval.
 DEFAULT_REPORT_INTERVAL = 60
@@ -178,8 +180,9 @@ def _shortage(state: Row[Any], requested: int) -> dict[str, object] | None:
     """Why the rule refuses `requested` licenses of one feature, or None when it grants them."""
     if state.report_status is None:
         return {"requested": requested, "reason": NEVER_REPORTED}
-    if state.report_status != "ok":
-        return {"requested": requested, "reason": UNREACHABLE}
+    if state.report_status != REPORT_OK:
+        reason = UNPARSABLE if state.report_status == REPORT_UNPARSABLE else UNREACHABLE
+        return {"requested": requested, "reason": reason}
     if not state.fresh:
         intervals = current_app.config["LM_SETTINGS"].report_fresh_intervals
         return {

@@ -18,9 +18,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.extensions import db
-from lm_common.facts import SERVER_TYPES
+from lm_common.facts import REPORT_STATUSES, SERVER_TYPES
 
-REPORT_STATUSES = ("ok", "unreachable")
 # What the epilog did about a job that died for lack of a license.
 LICENSE_FAILURE_ACTIONS = ("requeued", "left_failed")
 

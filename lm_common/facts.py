@@ -19,6 +19,12 @@ TOOL_BY_SERVER_TYPE: dict[str, str] = {
 }
 SERVER_TYPES: tuple[str, ...] = tuple(TOOL_BY_SERVER_TYPE)
 
+# What the agent's report says of a feature's license server: read (ok), unreachable (the tool
+# failed, timed out or printed an error; or the server does not list the feature), or
+# unparsable (the tool ran but printed what the agent's parser does not understand).
+REPORT_OK, REPORT_UNREACHABLE, REPORT_UNPARSABLE = "ok", "unreachable", "unparsable"
+REPORT_STATUSES: tuple[str, ...] = (REPORT_OK, REPORT_UNREACHABLE, REPORT_UNPARSABLE)
+
 # Permissions are `license-manager:admin` (everything) or `license-manager:<resource>:<action>`.
 PERMISSION_PREFIX = "license-manager"
 ADMIN_PERMISSION = f"{PERMISSION_PREFIX}:admin"

@@ -4,6 +4,7 @@ PostgreSQL, a single-node Slurm 22.05, and license servers simulated by lm-simul
 from __future__ import annotations
 
 import logging
+import shlex
 import signal
 import subprocess
 import uuid
@@ -17,13 +18,15 @@ import pytest
 from agent import reconcile
 from agent.api import ApiClient
 from agent.config import AgentConfig
+from agent.kept_outputs import KEPT_OUTPUTS
 from agent.lock import exclusive_lock
+from agent.simulator.formats import GARBAGE
 from agent.slurm import Slurm, SlurmJob, SlurmLicense
 from devstack.catalog import add_configuration
 from devstack.processes import free_port, wait_for
 from devstack.simulator import Simulator
 from devstack.slurm import SlurmCluster
-from lm_common.facts import AGENT_PERMISSIONS
+from lm_common.facts import AGENT_PERMISSIONS, SERVER_TYPES
 from tests.agent.conftest import LM_AGENT, LiveApi, client_config, write_agent_yaml
 
 ABAQUS = "abaqus.abaqus@flexlm"  # 10 in the session's Slurm cluster
@@ -210,6 +213,50 @@ def test_jobs_between_their_hooks_without_a_booking_keep_their_tokens_reserved(s
     # Server shows 4 used elsewhere, job 42's 2 are booked: job 41's 4 stay out of reach too.
     reserve = reconcile.reserve_for(4, adjusted[ABAQUS], bookings=2).reserve
     assert 10 - licenses[ABAQUS].used - reserve == 0
+
+
+@pytest.mark.parametrize("requested", range(0, 14))
+@pytest.mark.parametrize("slurm_total", [8, 12, 20])
+def test_a_slurm_total_above_the_pools_is_held_back_so_slurm_starts_what_the_api_grants(
+    requested: int, slurm_total: int
+) -> None:
+    """Licenses= says 20 or 12 while the server has 12 or 8: the difference is reserved too;
+    a Slurm total below the pool's (8 < 12) leaves Slurm stricter than the API, nothing added."""
+    pool_total, server_used, slurm_used, booked, desktop_reserved = 12, 3, 2, 1, 1
+    license_ = SlurmLicense(ABAQUS, total=slurm_total, used=slurm_used, reserved=0)
+    target = reconcile.reserve_for(server_used, license_, booked, desktop_reserved, pool_total)
+
+    slurm_would_start = requested <= slurm_total - slurm_used - target.reserve
+    api_would_grant = server_used + desktop_reserved + booked + requested <= pool_total
+
+    if slurm_total >= pool_total:
+        assert slurm_would_start == api_would_grant
+        assert (f"above the server's {pool_total}" in target.explanation) == (
+            slurm_total > pool_total
+        )
+    else:
+        assert not slurm_would_start or api_would_grant
+
+
+def test_a_totals_mismatch_is_warned_once_per_change(
+    tmp_path: Path, agent_log: pytest.LogCaptureFixture
+) -> None:
+    def warnings_after(totals: dict[str, tuple[int, int]]) -> list[str]:
+        agent_log.clear()
+        reconcile.warn_about_totals(str(tmp_path), totals)
+        return [r.getMessage() for r in agent_log.records if r.levelno == logging.WARNING]
+
+    [above] = warnings_after({ABAQUS: (20, 12), ANSYS: (5, 5)})
+    assert above.startswith(f"{ABAQUS}: Slurm's total 20 is above the license server's 12: ")
+    assert f"set Licenses={ABAQUS}:12 in slurm.conf" in above
+    assert warnings_after({ABAQUS: (20, 12), ANSYS: (5, 5)}) == [], "said once"
+    assert warnings_after({ANSYS: (5, 5)}) == [], "not read this cycle: nothing new to say"
+    [renewed] = warnings_after({ABAQUS: (20, 16), ANSYS: (4, 5)})[:1]
+    assert renewed.startswith(f"{ABAQUS}: Slurm's total 20 is above the license server's 16")
+    [below] = [w for w in warnings_after({ABAQUS: (16, 16), ANSYS: (3, 5)}) if ANSYS in w]
+    assert below.startswith(f"{ANSYS}: Slurm's total 3 is below the license server's 5: ")
+    assert "now equals the server's (16)" in agent_log.text
+    assert warnings_after({ABAQUS: (16, 16), ANSYS: (3, 5)}) == []
 
 
 def test_an_unreadable_server_reserves_the_whole_slurm_total() -> None:
@@ -411,9 +458,68 @@ def test_an_unreachable_pool_reserves_everything_and_refuses_bookings(
     site.reconcile()
 
     assert site.reserved() == {ABAQUS: site.slurm_license(ABAQUS).total}
-    assert site.feature("abaqus.abaqus")["report_status"] == "unreachable"
+    # One mirror down, the other printing what no parser knows: the admin must look at the
+    # output, so the status says unparsable rather than unreachable.
+    assert site.feature("abaqus.abaqus")["report_status"] == "unparsable"
     assert site.book(1234, {"abaqus.abaqus": 1}) == 409
     assert "license server unreachable (fail closed)" in agent_log.text
+
+    site.simulator.fault("lic1b:27000", "down")
+    site.reconcile()
+
+    assert site.feature("abaqus.abaqus")["report_status"] == "unreachable"
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("server_type", SERVER_TYPES)
+def test_output_not_understood_is_unparsable_in_the_api_logged_at_error_and_kept(
+    site: Site, server_type: str, agent_log: pytest.LogCaptureFixture
+) -> None:
+    site.simulator.add_server(server_type, "garbled:2700", {"solver": 8})
+    site.simulator.fault("garbled:2700", "garbage")
+    site.add_configuration(server_type, ["garbled:2700"], ["cae.solver"])
+
+    site.reconcile()
+
+    assert site.feature("cae.solver")["report_status"] == "unparsable"
+    assert site.book(77, {"cae.solver": 1}) == 409
+    tool = site.simulator.tool(server_type)
+    [error] = [r for r in agent_log.records if r.levelno == logging.ERROR]
+    assert error.getMessage().startswith(
+        f"license server garbled:2700 ({server_type}): output not understood; command: {tool} "
+    )
+    [kept] = (Path(site.config.state_dir) / "unparsable").iterdir()
+    command = shlex.join([tool, *tool_arguments(server_type)])
+    header, output = kept.read_text().split("\n", 1)
+    assert header == f"# command: {command}"
+    assert GARBAGE in output
+    first = next(line for line in output.splitlines() if line.strip()).strip()
+    escaped = first.replace("\x1b", "\\x1b")  # one log line stays one printable line
+    assert "first lines: " + escaped in error.getMessage()
+    assert error.getMessage().endswith(f"raw output kept in {kept}")
+
+
+def tool_arguments(server_type: str) -> list[str]:
+    from agent.tools import tool_command
+
+    return tool_command(server_type, "tool", "garbled", 2700).argv[1:]
+
+
+@pytest.mark.slurm
+def test_kept_outputs_are_bounded(site: Site) -> None:
+    site.simulator.add_server("rlm", "garbled:2700", {"solver": 8})
+    site.simulator.fault("garbled:2700", "garbage")
+    site.add_configuration("rlm", ["garbled:2700"], ["cae.solver"])
+    kept = Path(site.config.state_dir) / "unparsable"
+    kept.mkdir(parents=True)
+    for n in range(KEPT_OUTPUTS + 5):
+        (kept / f"20000101T0000{n:02d}-1-old.txt").write_text("old")
+
+    site.reconcile()
+
+    files = sorted(kept.iterdir())
+    assert len(files) == KEPT_OUTPUTS
+    assert files[-1].read_bytes().endswith(GARBAGE.encode()), "the newest is kept"
 
 
 @pytest.mark.slurm
@@ -504,9 +610,13 @@ def test_report_prints_usage_and_checkouts_and_changes_nothing(
 
     output = capsys.readouterr().out
     assert exit_code == 1, "a pool could not be read"
-    assert "abaqus.abaqus: total 10, used 4" in output
+    assert (
+        "abaqus.abaqus: status ok, total 10, used 4, checkouts 1, slurm total 10, mirror lic1:27000"
+        in output
+    )
     assert "alice@ws12 4" in output
     assert "UNREACHABLE: lic2:5053: exit" in output
+    assert "ansys.cfd: status unreachable, slurm total" in output
     assert site.reserved() == {}
     assert site.feature("abaqus.abaqus")["reported_at"] is None
 

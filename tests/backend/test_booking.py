@@ -145,6 +145,10 @@ def test_booked_on_pools_sums_every_cluster(app, post_job):
     [
         ({"status": None}, "the license server has never been reported"),
         ({"status": "unreachable"}, "the license server was unreachable at the last report"),
+        (
+            {"status": "unparsable"},
+            "the license server's output was not understood at the last report",
+        ),
         # No interval stated: the agent's default, 60 s; fresh for 3 of them.
         ({"age": timedelta(seconds=181)}, "stale: last report 181 s ago, older than 3 "),
         (
@@ -152,7 +156,7 @@ def test_booked_on_pools_sums_every_cluster(app, post_job):
             "stale: last report 16 s ago, older than 3 reconcile intervals of 5 s",
         ),
     ],
-    ids=["never-reported", "unreachable", "stale", "stale-for-a-fast-agent"],
+    ids=["never-reported", "unreachable", "unparsable", "stale", "stale-for-a-fast-agent"],
 )
 def test_refuses_without_a_recent_good_report(app, post_job, last_report, reason):
     feature_id = add_configuration(app, "cluster-a", {ABAQUS: {"total": 100}})[ABAQUS]

@@ -80,6 +80,19 @@ def test_features_list_shows_the_pool_usage(api: LiveApi, lm_cli: CliRunner):
     assert lowered.json()["available"] == 3
 
 
+def test_features_list_shows_an_output_the_agent_did_not_understand(
+    api: LiveApi, lm_cli: CliRunner
+):
+    set_up_pool(lm_cli)
+    report_usage(api, total=10, used=3)
+    report = [{"product_name": "abaqus", "feature_name": "abaqus", "status": "unparsable"}]
+    answer = api.call("PUT", "/features/by_client_id", api.token(), json=report)
+    assert answer.status_code == 200, answer.text
+
+    [feature] = table_rows(lm_cli("features", "list"))
+    assert (feature["STATUS"], feature["TOTAL"], feature["USED"]) == ("unparsable", "10", "3")
+
+
 def test_license_server_round_trip_and_duplicate(lm_cli: CliRunner):
     set_up_pool(lm_cli)
     moved = lm_cli("license-servers", "update", "1", "--port", "27001")

@@ -175,6 +175,27 @@ def test_unreachable_license_server_is_fully_reserved_until_it_comes_back(
     stack.slurm.wait_for_job(job_id, "COMPLETED", timeout=CYCLES)
 
 
+def test_a_slurm_total_above_the_servers_starts_no_job_the_prolog_refuses(
+    stack: Stack, new_pool: PoolFactory
+) -> None:
+    """Licenses= says 10 while the license server has 4: the agent reserves the 6 Slurm does
+    not really have, so of four jobs wanting 2 each, two run at a time and none is refused."""
+    pool = new_pool(4)
+    stack.slurm.set_licenses({**stack.slurm.licenses, pool.slurm_license: 10})
+    wait_reserved(stack, pool.slurm_license, 6)
+
+    jobs = [stack.slurm.submit("sleep 2", licenses={pool.slurm_license: 2}) for _ in range(4)]
+    for job_id in jobs:
+        stack.slurm.wait_for_job(job_id, "COMPLETED", timeout=4 * CYCLES)
+
+    assert [stack.slurm.job_restarts(job_id) for job_id in jobs] == [0, 0, 0, 0]
+    assert not [line for job_id in jobs for line in agent_log_lines(stack, f"job {job_id} refused")]
+    [warning] = agent_log_lines(
+        stack, "WARNING", f"{pool.slurm_license}: Slurm's total 10 is above the license server's 4"
+    )
+    assert f"set Licenses={pool.slurm_license}:4 in slurm.conf" in warning
+
+
 def test_a_mirror_answers_when_the_first_server_is_down(
     stack: Stack, new_pool: PoolFactory
 ) -> None:

@@ -4,8 +4,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from backend.models import REPORT_STATUSES, Feature
+from backend.models import Feature
 from backend.resources.fields import BoundedInteger, Count, PartialUpdate, RowId, Text
+from lm_common.facts import REPORT_STATUSES
 
 
 class ProductReferenceSchema(Schema):
@@ -31,7 +32,14 @@ class FeatureSchema(Schema):
         metadata={"type": "integer", "description": "max(0, total - used - reserved - booked)"},
     )
     reported_at = fields.DateTime(dump_only=True, allow_none=True)
-    report_status = fields.String(dump_only=True, allow_none=True)
+    report_status = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "Last report: ok, unreachable (server down or printing an error) or "
+            "unparsable (output the agent did not understand); null before the first"
+        },
+    )
     report_interval = fields.Integer(
         dump_only=True,
         allow_none=True,
@@ -47,8 +55,8 @@ class FeatureReportSchema(Schema):
 
     product_name = Text(required=True, metadata={"example": "abaqus"})
     feature_name = Text(required=True, metadata={"example": "abaqus"})
-    total = Count(metadata={"description": "Required unless status is unreachable"})
-    used = Count(metadata={"description": "Required unless status is unreachable"})
+    total = Count(metadata={"description": "Required when status is ok"})
+    used = Count(metadata={"description": "Required when status is ok"})
     status = fields.String(load_default="ok", validate=validate.OneOf(REPORT_STATUSES))
     interval = BoundedInteger(
         minimum=1,
@@ -61,7 +69,8 @@ class FeatureReportSchema(Schema):
 
     @validates_schema
     def counts_when_read(self, report: dict[str, Any], **kwargs: Any) -> None:
-        """A server that answered gives both counts; an unreachable one keeps the last values."""
+        """A server that was read gives both counts; an unreachable or unparsable one keeps the
+        last values."""
         if report.get("status") == "ok":
             missing = [field for field in ("total", "used") if field not in report]
             if missing:
