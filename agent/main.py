@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(run=_report)
 
+    totals = commands.add_parser(
+        "slurm-licenses",
+        help="print as JSON the license totals the API holds for this cluster (for Licenses=)",
+    )
+    totals.set_defaults(run=_slurm_licenses)
+
     parse = commands.add_parser("parse", help="parse a saved license-server tool output")
     parse.add_argument("--type", required=True, choices=SERVER_TYPES, dest="server_type")
     parse.add_argument(
@@ -159,6 +165,13 @@ def _report(options: argparse.Namespace) -> int:
     from agent import reconcile
 
     return reconcile.report(config)
+
+
+def _slurm_licenses(options: argparse.Namespace) -> int:
+    config = _load("slurm-licenses")
+    from agent import reconcile
+
+    return reconcile.print_api_totals(config)
 
 
 def _parse(options: argparse.Namespace) -> int:

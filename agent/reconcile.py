@@ -2,8 +2,8 @@
 
 One reconcile cycle:
 1. read this cluster's configurations from the API and poll every license server;
-2. report total/used per feature (a pool that could not be read is sent as unreachable, so the
-   API refuses bookings on it);
+2. report total/used per feature (a pool that could not be read is sent as unreachable or
+   unparsable, so the API refuses bookings on it);
 3. read the API's jobs, then Slurm's queue, and clean up: jobs that left Slurm, ended or went
    back to pending are deleted; bookings whose checkout now shows on the license server, or
    older than their configuration's maximum age (`_booking_expiry`), are deleted;
@@ -14,6 +14,9 @@ One reconcile cycle:
 When the API does not answer at some step, the cycle ends degraded (`guard_without_api`): it
 still polls the license servers and sizes the reservation from what the last successful cycle
 knew, kept in `state_file` (agent.last_cycle), and the next cycle with the API catches up.
+
+A cycle runs under a local lock file (one run per host) and the cluster's reconcile lease (one
+run per cluster across controller hosts, agent.lease).
 
 Hooks run at any moment, so the order of the reads matters. For cleanup the API's jobs come
 before squeue: a job posted after our squeue snapshot would otherwise look like one that left
@@ -34,6 +37,7 @@ from typing import Any
 from agent.api import ApiClient, ApiError
 from agent.config import AgentConfig
 from agent.last_cycle import HeldBack, LastCycle
+from agent.lease import LeaseHeld, ReconcileLease, reconcile_lease
 from agent.lock import exclusive_lock
 from agent.parsers import Checkout, FeatureUsage
 from agent.polling import PollResult, poll_all
@@ -113,8 +117,12 @@ def run(config: AgentConfig) -> int:
             if not acquired:
                 log.debug("another reconcile holds %s; nothing to do", config.lock_file)
                 return 0
-            return 0 if reconcile(config, ApiClient(config), slurm_of(config)) else 1
-    except SlurmError as error:
+            api = ApiClient(config)
+            with reconcile_lease(config, api) as lease:
+                return 0 if reconcile(config, api, slurm_of(config), lease) else 1
+    except LeaseHeld:  # another controller's agent reconciles this cluster now
+        return 0
+    except (ApiError, SlurmError) as error:
         log.error("reconcile failed: %s", error)
         return 1
     except OSError as error:  # the lock file's folder is missing or not ours (cron's user)
@@ -122,11 +130,14 @@ def run(config: AgentConfig) -> int:
         return 1
 
 
-def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> bool:
+def reconcile(
+    config: AgentConfig, api: ApiClient, slurm: Slurm, lease: ReconcileLease | None = None
+) -> bool:
     """Poll, report, clean up and size the reservation (see the module docstring).
 
     Without an answer from the API at any step, the cycle ends degraded (`guard_without_api`):
-    False. True when the whole cycle ran.
+    False. True when the whole cycle ran. With a `lease` lost meanwhile (another controller's
+    agent took over), the reservation is left to that agent: False.
     """
     try:
         configurations = api.get(CONFIGURATIONS_PATH)
@@ -149,6 +160,8 @@ def reconcile(config: AgentConfig, api: ApiClient, slurm: Slurm) -> bool:
         guard_without_api(config, slurm, error, polls=polls)
         return False
     targets = reservation_targets(config, refreshed, polls, licenses)
+    if lease is not None and lease.lost:
+        return False
     apply_reservation(slurm, config, targets)
     _remember(config, refreshed, polls, targets)
     return True
@@ -654,6 +667,26 @@ def report(config: AgentConfig) -> int:
         slurm_licenses = None
     print("\n".join(report_lines(polls, config, slurm_licenses)))
     return 0 if all(poll.reachable for poll in polls) else 1
+
+
+def print_api_totals(config: AgentConfig) -> int:
+    """Print {"licenses": {slurm name: total}, "not_read": {slurm name: status}} from the API:
+    the totals the license servers last reported, what slurm.conf's Licenses= should say
+    (the slurm_license_config role writes them when asked). 1 when the API cannot be read."""
+    try:
+        configurations = ApiClient(config).get(CONFIGURATIONS_PATH)
+    except ApiError as error:
+        log.error("cannot read the configurations: %s", error)
+        return 1
+    licenses: dict[str, int] = {}
+    not_read: dict[str, str] = {}
+    for name, (feature, _) in sorted(_features_by_license(config, configurations).items()):
+        if feature.get("report_status") == REPORT_OK:
+            licenses[name] = feature["total"]
+        else:
+            not_read[name] = feature.get("report_status") or "never reported"
+    print(json.dumps({"licenses": licenses, "not_read": not_read}))
+    return 0
 
 
 def report_lines(

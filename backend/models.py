@@ -286,3 +286,18 @@ class RefreshToken(db.Model):
     )
 
     person: Mapped[Person] = relationship()
+
+
+class ReconcileLease(db.Model):
+    """Which agent of a cluster may reconcile now: one row per cluster (backend/lease.py).
+
+    Sites run the agent on a primary and a backup slurmctld; the lease keeps them from sizing the
+    same reservation at once. Times come from the database's clock, never from the hosts'.
+    """
+
+    __tablename__ = "reconcile_leases"
+
+    cluster_client_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255), nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

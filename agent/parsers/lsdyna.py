@@ -19,10 +19,12 @@ import re
 
 from agent.parsers.usage import Checkout, FeatureUsage, ServerUsage, UsageTable
 
+# PROGRAM EXPIRATION [CPUS] USED FREE MAX [| QUEUE]: older versions print no queue column, and
+# the expiration may be a word (permanent) rather than a date.
 _PROGRAM = re.compile(
-    r"(?P<name>\S+)\s+\d{1,2}/\d{1,2}/\d{4}\s+\S+\s+(?P<free>\d+)\s+(?P<max>\d+)\s*\|\s*\d+\s*$"
+    r"(?P<name>\S+)\s+\S+\s+\S+\s+(?P<free>\d+)\s+(?P<max>\d+)(?:\s*\|\s*\d+)?\s*$"
 )
-_GROUP = re.compile(r"\s+LICENSE GROUP\s+(?P<used>\d+)\s+\d+\s+(?P<max>\d+)\s*\|\s*\d+\s*$")
+_GROUP = re.compile(r"\s*LICENSE GROUP\s+(?P<used>\d+)\s+\d+\s+(?P<max>\d+)(?:\s*\|\s*\d+)?\s*$")
 _PROCESS = re.compile(r"\s+(?P<user>\S+)\s+\d+@(?P<host>\S+)\s+(?P<count>\d+)\s*$")
 _ERROR = re.compile(r"^.*(?:error|cannot|failed|refused).*$", re.IGNORECASE | re.MULTILINE)
 
@@ -39,17 +41,17 @@ def parse(text: str) -> ServerUsage:
             continue
         if not in_license_table or not line.strip():
             continue
-        program = _PROGRAM.match(line)
-        if program:
-            total = int(program["max"])
-            current = pending.add_pool(program["name"], total, max(0, total - int(program["free"])))
-            continue
         group = _GROUP.match(line)
         if group:
             for name, row in pending.features.items():
                 pool = table.add_pool(name, int(group["max"]), int(group["used"]))
                 pool.uses.extend(row.uses)
             pending, current = UsageTable(), None
+            continue
+        program = _PROGRAM.match(line)
+        if program:
+            total = int(program["max"])
+            current = pending.add_pool(program["name"], total, max(0, total - int(program["free"])))
             continue
         process = _PROCESS.match(line)
         if process and current is not None:

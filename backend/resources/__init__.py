@@ -8,6 +8,7 @@ from backend.resources.jobs import blp as jobs_blp
 from backend.resources.license_failures import blp as license_failures_blp
 from backend.resources.license_servers import blp as license_servers_blp
 from backend.resources.products import blp as products_blp
+from backend.resources.reconcile_leases import blp as reconcile_leases_blp
 
 BLUEPRINTS = (
     health_blp,
@@ -18,4 +19,5 @@ BLUEPRINTS = (
     jobs_blp,
     bookings_blp,
     license_failures_blp,
+    reconcile_leases_blp,
 )

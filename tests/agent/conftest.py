@@ -29,7 +29,8 @@ from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS
 LM_AGENT = console_script("lm-agent")
 WriteConfig = Callable[..., Path]
 CATALOG_TABLES = (
-    "bookings, jobs, features, products, license_servers, configurations, license_failures"
+    "bookings, jobs, features, products, license_servers, configurations, license_failures, "
+    "reconcile_leases"
 )
 
 

@@ -167,3 +167,12 @@ def test_an_error_line_is_unreadable_and_an_unknown_format_is_not_understood(
     with pytest.raises(ServerUnreadable) as raised:
         parse(server_type, "Fatal error: cannot connect to license server lic1\n")
     assert not isinstance(raised.value, OutputNotUnderstood)
+
+
+def test_lsdyna_without_a_queue_column_and_with_a_permanent_expiration() -> None:
+    result = parse("lsdyna", read("lstc_qrun_no_queue_column.txt"))
+    assert result.features == {
+        "LS-DYNA": usage(32, 4, ("alice", "node01", 4)),
+        "LS-DYNA_971": usage(32, 4),
+        "LS-PREPOST": usage(2, 1, ("bob", "ws-2", 1)),
+    }

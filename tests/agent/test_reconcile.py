@@ -7,9 +7,12 @@ import logging
 import shlex
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -728,3 +731,122 @@ def test_an_api_failing_mid_cycle_still_sizes_the_reservation(
     assert reconcile.reconcile(site.config, api, site.slurm) is False
     assert site.reserved() == {ABAQUS: 4}
     assert "reconcile ran degraded" in agent_log.text
+
+
+# --- two controllers: the reconcile lease -------------------------------------------------------
+
+LOG_TIME = "%Y-%m-%d %H:%M:%S,%f"
+
+
+@dataclass
+class Controller:
+    """One controller host's agent: `lm-agent reconcile --loop` with its own lock and log."""
+
+    name: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def lines(self, *words: str) -> list[tuple[float, str]]:
+        """(time, line) of the log lines holding every word."""
+        found = []
+        for line in self.log.read_text().splitlines() if self.log.exists() else []:
+            if all(word in line for word in words):
+                stamp = datetime.strptime(line[:23], LOG_TIME).timestamp()
+                found.append((stamp, line))
+        return found
+
+    def cycles(self) -> list[tuple[float, float]]:
+        """(taken, released) times of every cycle this agent ran under the lease."""
+        starts = [t for t, _ in self.lines("reconcile lease taken by")]
+        ends = [t for t, _ in self.lines("reconcile lease released")]
+        return list(zip(starts, ends, strict=False))
+
+
+def start_controller(site: Site, tmp_path: Path, name: str, interval: int) -> Controller:
+    folder = tmp_path / name
+    folder.mkdir()
+    config_file = agent_yaml_of(
+        site,
+        folder / "agent.yaml",
+        lock_file=str(folder / "reconcile.lock"),
+        state_file=str(folder / "reconcile-state.json"),
+        token_cache_dir=str(folder / "cache"),
+        stat_interval=interval,
+        log_level="DEBUG",
+    )
+    process = subprocess.Popen(
+        [LM_AGENT, "--config", str(config_file), "reconcile", "--loop"],
+        env={},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return Controller(name, folder / "agent.log", process)
+
+
+def stop(controllers: list[Controller]) -> None:
+    for controller in controllers:
+        if controller.process.poll() is None:
+            controller.process.send_signal(signal.SIGTERM)
+    for controller in controllers:
+        controller.process.wait(timeout=30)
+
+
+@pytest.fixture
+def slow_pool(site: Site) -> None:
+    """abaqus on lic1:27000, whose tool takes 1 s: a cycle lasts long enough to overlap."""
+    site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
+    site.simulator("latency", "--server", "lic1:27000", "1")
+    site.add_configuration("flexlm", ["lic1:27000"], ["abaqus.abaqus"])
+
+
+@pytest.mark.slurm
+def test_two_controllers_started_together_reconcile_one_at_a_time(
+    site: Site, slow_pool: None, tmp_path: Path
+) -> None:
+    controllers = [start_controller(site, tmp_path, name, interval=3) for name in ("ctl1", "ctl2")]
+    try:
+        wait_for(
+            lambda: sum(len(c.cycles()) for c in controllers) >= 5, 60, "five reconcile cycles"
+        )
+    finally:
+        stop(controllers)
+
+    cycles = sorted(cycle for controller in controllers for cycle in controller.cycles())
+    for (_, previous_end), (start, _) in pairwise(cycles):
+        assert start >= previous_end, f"two cycles overlapped: {cycles}"
+    waits = [c.lines("reconcile lease held by") for c in controllers]
+    assert any(waits), "the agents never asked at the same time"
+    assert not [c.lines("ERROR") for c in controllers if c.lines("ERROR")]
+    assert site.reserved() == {}, "the reservation agrees with the pool: nothing used"
+
+
+@pytest.mark.slurm
+def test_killing_the_holder_lets_the_other_controller_take_over_within_one_interval(
+    site: Site, slow_pool: None, tmp_path: Path
+) -> None:
+    interval = 4
+    site.simulator("latency", "--server", "lic1:27000", "3")  # kill it in the middle of a cycle
+    controllers = [
+        start_controller(site, tmp_path, name, interval=interval) for name in ("ctl1", "ctl2")
+    ]
+    try:
+        holder = wait_for(
+            lambda: next((c for c in controllers if c.lines("reconcile lease taken by")), None),
+            60,
+            "one agent to take the lease",
+        )
+        holder.process.kill()
+        killed_at = time.time()
+        holder.process.wait(timeout=30)
+        other = next(c for c in controllers if c is not holder)
+
+        def taken_after_the_kill() -> float | None:
+            times = [t for t, _ in other.lines("reconcile lease taken by") if t > killed_at]
+            return times[0] if times else None
+
+        taken_at = wait_for(taken_after_the_kill, 3 * interval, "the other agent to take over")
+    finally:
+        stop(controllers)
+
+    assert taken_at - killed_at <= interval
+    assert other.cycles(), "the other agent completed a cycle"

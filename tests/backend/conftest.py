@@ -29,6 +29,7 @@ DATA_TABLES = (
     "people",
     "device_authorizations",
     "refresh_tokens",
+    "reconcile_leases",
 )
 
 

@@ -25,6 +25,7 @@ TABLES = {
     "people",
     "device_authorizations",
     "refresh_tokens",
+    "reconcile_leases",
 }
 
 

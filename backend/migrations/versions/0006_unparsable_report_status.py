@@ -1,13 +1,13 @@
 """report status 'unparsable': the agent read the server but did not understand its output
 
-Revision ID: 0004_unparsable_report_status
-Revises: 0003_license_failures
+Revision ID: 0006_unparsable_report_status
+Revises: 0005_booking_lifetime_freshness
 """
 
 from alembic import op
 
-revision = "0004_unparsable_report_status"
-down_revision = "0003_license_failures"
+revision = "0006_unparsable_report_status"
+down_revision = "0005_booking_lifetime_freshness"
 branch_labels = None
 depends_on = None
 
