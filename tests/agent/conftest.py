@@ -120,7 +120,7 @@ def seed_pool(
 ) -> None:
     """A flexlm configuration of the cluster with features {"product.feature": (total, used)},
     reported by the cluster's client as just read from the license server (bookable)."""
-    add_configuration(api.admin, cluster["client_id"], features, name="pool")
+    add_configuration(api.admin, cluster["client_id"], list(features), name="pool")
     reports = []
     for product_feature, (total, used) in features.items():
         product, feature = product_feature.split(".", 1)

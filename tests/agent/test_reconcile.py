@@ -795,7 +795,7 @@ def stop(controllers: list[Controller]) -> None:
 def slow_pool(site: Site) -> None:
     """abaqus on lic1:27000, whose tool takes 1 s: a cycle lasts long enough to overlap."""
     site.simulator.add_server("flexlm", "lic1:27000", {"abaqus": 10})
-    site.simulator("latency", "--server", "lic1:27000", "1")
+    site.simulator.run("latency", "--server", "lic1:27000", "1")
     site.add_configuration("flexlm", ["lic1:27000"], ["abaqus.abaqus"])
 
 
@@ -825,7 +825,7 @@ def test_killing_the_holder_lets_the_other_controller_take_over_within_one_inter
     site: Site, slow_pool: None, tmp_path: Path
 ) -> None:
     interval = 4
-    site.simulator("latency", "--server", "lic1:27000", "3")  # kill it in the middle of a cycle
+    site.simulator.run("latency", "--server", "lic1:27000", "3")  # kill it in the middle of a cycle
     controllers = [
         start_controller(site, tmp_path, name, interval=interval) for name in ("ctl1", "ctl2")
     ]
