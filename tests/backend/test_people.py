@@ -156,7 +156,7 @@ def test_a_persons_token_reads_but_is_no_cluster(client, alice):
     job = {"slurm_job_id": "1", "username": "alice", "lead_host": "n1", "bookings": []}
     posted = client.post("/lm/jobs", json=job, headers=headers)
     assert posted.status_code == 422
-    assert "names no cluster" in posted.json["message"]
+    assert "The token is person 'alice''s, who is no cluster" in posted.json["message"]
     as_cluster = client.post(
         "/lm/jobs", json={**job, "cluster_client_id": "cluster-a"}, headers=headers
     )

@@ -69,11 +69,17 @@ def _list(cluster_client_id: str | None, list_args, pagination_parameters) -> li
 
 
 def caller_cluster() -> str:
-    """The cluster of the token; 422 when the token names none."""
-    cluster = auth.current_identity().client_id
-    if not cluster:
+    """The cluster of the token; 422 when the token names none (a person's never does)."""
+    identity = auth.current_identity()
+    if identity.person:
+        abort(
+            422,
+            message=f"The token is {identity}'s, who is no cluster: name the cluster "
+            "(cluster_client_id), or find jobs by id (GET /lm/jobs?search=...).",
+        )
+    if not identity.client_id:
         abort(422, message="The token names no cluster (no client_id or azp claim).")
-    return cluster
+    return identity.client_id
 
 
 def _visible_job(job_id: int) -> Job:
