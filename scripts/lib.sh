@@ -60,6 +60,11 @@ ensure_oidc_provider() {
     local stamp="$OIDC_PROVIDER_DIR/.installed-$OIDC_PROVIDER_VERSION"
     [ -f "$stamp" ] && return 0
     say "installing oidc-provider@$OIDC_PROVIDER_VERSION into $OIDC_PROVIDER_DIR"
+    # npm ignores the system's CA store, and with --prefix it also skips the global npmrc that
+    # may name it: trust Debian's bundle (sites behind a TLS-inspecting proxy need it).
+    if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+        export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+    fi
     mkdir -p "$OIDC_PROVIDER_DIR"
     # Node.js trusts only the CAs built into it, not the system's: without this, npm hangs
     # retrying where the registry is reached through a site's TLS proxy (its CA is in the
