@@ -35,15 +35,18 @@ def database_url(postgres: PostgresCluster) -> str:
     return postgres.ensure_database("lm_test")
 
 
-# A test needing one of these fixtures (directly or through others) gets the marker, so that
-# `-m unit` selects the tests that need no PostgreSQL, Slurm or whole stack, whatever folder they
-# are in.
+# A test needing one of these fixtures (directly or through others) gets the marker, and every
+# test in tests/e2e and tests/deploy gets that folder's (they start whole stacks, clusters or
+# containers of their own), so that `-m unit` selects exactly the tests that need no PostgreSQL,
+# Slurm or Ansible target.
 MARKERS_OF_FIXTURE = {
     "postgres": ("postgres",),
     "slurm_cluster": ("slurm",),
     "whole_stack": ("e2e", "slurm", "postgres"),
 }
+MARKER_OF_FOLDER = {"e2e": "e2e", "deploy": "deploy"}
 SERVICE_MARKERS = ("postgres", "slurm", "e2e", "deploy")
+TESTS = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,6 +54,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture in set(MARKERS_OF_FIXTURE) & set(getattr(item, "fixturenames", ())):
             for marker in MARKERS_OF_FIXTURE[fixture]:
                 item.add_marker(marker)
+        folder = item.path.resolve().relative_to(TESTS).parts[0]
+        if folder in MARKER_OF_FOLDER:
+            item.add_marker(MARKER_OF_FOLDER[folder])
         if not any(item.get_closest_marker(name) for name in SERVICE_MARKERS):
             item.add_marker("unit")
 

@@ -22,7 +22,6 @@ from devstack.processes import SCRIPTS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = SCRIPTS_DIR  # ansible and molecule come with the `deploy` extra
-pytestmark = pytest.mark.deploy
 
 
 def ansible_env() -> dict[str, str]:
