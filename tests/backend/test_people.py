@@ -262,3 +262,13 @@ def test_device_token_verifies_like_any_token(client, app, alice):
     with app.app_context():
         identity = app.extensions["license_manager_auth"].verifier.verify(token)
     assert identity.person == "alice" and identity.client_id == ""
+
+
+def test_device_codes_are_rate_limited_with_a_json_error(client):
+    statuses = [
+        client.post("/lm/oauth/device", data={"client_id": CLI_CLIENT}).status_code
+        for _ in range(11)
+    ]
+    assert statuses == [200] * 10 + [429]
+    limited = client.post("/lm/oauth/device", data={"client_id": CLI_CLIENT})
+    assert limited.status_code == 429 and limited.json["code"] == 429

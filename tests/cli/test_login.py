@@ -13,6 +13,7 @@ from sqlalchemy import update
 
 from backend.extensions import db
 from backend.models import DeviceAuthorization
+from cli.session import DeviceLogin, Issuer
 from devstack.login import answer_device_login
 from devstack.processes import free_port
 from tests.cli.conftest import ADMIN, LiveApi, run_cli, set_up_pool, table_rows
@@ -197,3 +198,23 @@ def test_show_token_without_login_says_so(home):
         "lm-cli: error: not logged in: run lm-cli login\n",
     )
     assert run_cli("logout", env=home).stdout.startswith("not logged in")
+
+
+@pytest.mark.usefixtures("alice")
+def test_login_polls_at_the_issuers_interval_and_slows_down_when_told(api: LiveApi):
+    """Polls sent too early (the recorded sleeps are skipped) get `slow_down`: +5 s each."""
+    waits: list[float] = []
+    flow = DeviceLogin(Issuer(api.url, 10), api.url, "lm-cli", say=lambda _: None)
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 4:  # approve, then wait as asked
+            answer_device_login(codes["verification_uri"], codes["user_code"], "alice", PASSWORD)
+            time.sleep(5)
+
+    flow.sleep = sleep
+    codes = flow.begin()
+    session = flow.wait(codes)
+    # Before each poll: the interval, again after `authorization_pending`, +5 s per `slow_down`.
+    assert waits == [5, 5, 10, 15]
+    assert session.refresh_token and session.api_url == api.url
