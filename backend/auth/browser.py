@@ -3,6 +3,10 @@
 The device verification page uses them today; a dashboard login can use the same ones. Forms are
 plain HTML (no JavaScript, no files from elsewhere) and protected against cross-site requests by
 a double-submit token: a random value in a SameSite=Strict cookie that the form must echo.
+
+A browser session is a person's own token of the built-in issuer in an HttpOnly, SameSite=Strict
+cookie: checked like any bearer token (signature, expiry), so every API process accepts it and
+it ends when the token does (LM_TOKEN_LIFETIME) or at sign-out.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ import hmac
 import secrets
 from typing import Any
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 
-from backend.auth.people import authenticate_person
+from backend.auth.people import authenticate_person, find_person
+from backend.auth.tokens import InvalidTokenError
 from backend.extensions import db
 from backend.models import Person
 
 CSRF_COOKIE = "lm_csrf"
+SESSION_COOKIE = "lm_session"
+COOKIE_PATH = "/lm/"
 CSRF_FIELD = "csrf_token"
 # What the pages may load: their own inline style, nothing else; never shown inside a frame.
 SECURITY_HEADERS = {
@@ -71,6 +78,39 @@ def finish(body: str, status: int = 200, **headers: Any) -> Response:
             httponly=True,
             samesite="Strict",
             secure=request.is_secure,
-            path="/lm/",
+            path=COOKIE_PATH,
         )
     return response
+
+
+def signed_in_person() -> Person | None:
+    """The person whose session cookie holds a valid token of theirs (and who still exists)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        identity = current_app.extensions["license_manager_auth"].verifier.verify(token)
+    except InvalidTokenError:
+        return None
+    return find_person(db.session, identity.person) if identity.person else None
+
+
+def sign_in(response: Response, person: Person) -> None:
+    """Start the person's browser session: their token in the session cookie."""
+    auth = current_app.extensions["license_manager_auth"]
+    token = auth.issuer.issue_for_person(
+        person.name, auth.settings.cli_client_id, person.permissions.split()
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=auth.issuer.lifetime,
+        httponly=True,
+        samesite="Strict",
+        secure=request.is_secure,
+        path=COOKIE_PATH,
+    )
+
+
+def sign_out(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)

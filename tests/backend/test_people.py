@@ -272,3 +272,30 @@ def test_device_codes_are_rate_limited_with_a_json_error(client):
     assert statuses == [200] * 10 + [429]
     limited = client.post("/lm/oauth/device", data={"client_id": CLI_CLIENT})
     assert limited.status_code == 429 and limited.json["code"] == 429
+
+
+def test_the_browser_stays_logged_in_until_it_signs_out(client, app, alice):
+    logged_in(client, alice)  # approved with the password: the browser has a session now
+    codes = start_login(client)
+    page = client.get(f"/lm/device?user_code={codes['user_code']}")
+    assert "Logged in as <strong>alice</strong>" in page.text
+    assert 'name="password"' not in page.text
+    form = {"csrf_token": csrf_of(page), "user_code": codes["user_code"], "decision": "approve"}
+    approved = client.post("/lm/device", data=form)
+    assert approved.status_code == 200 and "logged in as alice" in approved.text
+    assert claims(poll(client, codes["device_code"]).json["access_token"])["sub"] == "alice"
+
+    signed_out = client.post("/lm/device", data={**form, "decision": "sign-out"})
+    assert 'name="password"' in signed_out.text
+    again = start_login(client)
+    refused = client.post("/lm/device", data={**form, "user_code": again["user_code"]})
+    assert refused.status_code == 401
+
+
+def test_only_a_persons_own_token_is_a_browser_session(client, app, auth_headers, alice):
+    cluster_token = auth_headers()["Authorization"].removeprefix("Bearer ")
+    client.set_cookie("lm_session", cluster_token, path="/lm/")
+    page = client.get("/lm/device")
+    assert 'name="password"' in page.text and "Logged in as" not in page.text
+    client.set_cookie("lm_session", "forged", path="/lm/")
+    assert 'name="password"' in client.get("/lm/device").text

@@ -45,10 +45,21 @@ def test_device_login_in_headless_chromium(api: LiveApi, tmp_path: Path):
         outcome = shown(expected_conditions.presence_of_element_located((By.ID, "outcome"))).text
         assert outcome.startswith("Approved: lm-cli is now logged in as bob.")
 
-    result = login.wait()
-    assert result.returncode == 0, result.stderr
-    assert "Logged in as bob" in result.stdout
-    assert json.loads(token_file.read_text())["access_token"]
+        result = login.wait()
+        assert result.returncode == 0, result.stderr
+        assert "Logged in as bob" in result.stdout
+        first_token = json.loads(token_file.read_text())["access_token"]
+
+        # Logging in again from the same browser: its session stands for bob, no password.
+        again = LoginProcess.start(env=home)
+        browser.get(again.complete_uri)
+        signed_in = shown(expected_conditions.presence_of_element_located((By.ID, "signed-in")))
+        assert signed_in.text == "Logged in as bob."
+        assert browser.find_element(By.ID, "user_code").get_attribute("value") == again.user_code
+        browser.find_element(By.ID, "approve").click()
+        shown(expected_conditions.presence_of_element_located((By.ID, "outcome")))
+        assert again.wait().returncode == 0
+    assert json.loads(token_file.read_text())["access_token"] != first_token
 
     set_up_pool(lambda *args: run_cli(*args, env=home))
     [row] = table_rows(run_cli("configurations", "list", env=home))
