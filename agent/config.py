@@ -7,11 +7,13 @@ Usage by every agent module::
     config.api_url                  # "http://127.0.0.1:8000" (no trailing slash)
     config.tools.lmutil             # absolute path of a license-server or Slurm tool
     config.tool_path("flexlm")      # the tool that polls one server type
-    config.slurm_env()              # environment for scontrol/squeue (SLURM_CONF when set)
     config.slurm_license_name("abaqus", "abaqus", "flexlm")  # "abaqus.abaqus@flexlm"
 
-`lm-agent` turns a ConfigError into one stderr line and exit code 2. docs/agent.md is the reference
-of every key; the dataclass fields below are the keys, with their defaults.
+Every key is declared once, below, as a field of AgentConfig (or ToolPaths for `tools:`) made by
+`setting(kind, default, description, ...)`: its type, default, bounds and one-line description.
+Adding a setting is adding one such field; tests/test_settings.py then checks that docs/agent.md
+and the license_manager_agent role (defaults, argument specs, agent.yaml template) carry it.
+`lm-agent` turns a ConfigError into one stderr line and exit code 2.
 """
 
 from __future__ import annotations
@@ -36,45 +38,151 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message is one line naming the key at fault."""
 
 
-def _absolute_path(key: str, value: str) -> None:
+# Turns the YAML value of the key `name` into the field's value, or raises ConfigError.
+Check = Callable[[str, Any, "Setting"], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one agent.yaml key is read: its kind (a check in KINDS, or a Check of its own for a
+    structured value), bounds and purpose.
+
+    `optional`: null is a value (the field's default is then usually None). `minimum` and
+    `maximum` bound numbers (`seconds` are > 0 unless a minimum is given); `choices` lists the
+    values of a `choice`; `key` is the YAML key when it is not the field's name.
+    """
+
+    kind: str | Check
+    description: str
+    optional: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    key: str | None = None
+
+
+def setting(
+    kind: str | Check,
+    default: Any = MISSING,
+    description: str = "",
+    *,
+    optional: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] = (),
+    key: str | None = None,
+) -> Any:
+    """A dataclass field that is one agent.yaml key (MISSING default: the key is required)."""
+    if isinstance(kind, str) and kind not in KINDS:
+        raise TypeError(f"unknown setting kind {kind!r} (known: {', '.join(KINDS)})")
+    spec = Setting(kind, description, optional, minimum, maximum, choices, key)
+    if isinstance(default, type):  # a section (a settings dataclass of its own)
+        return field(default_factory=default, metadata={"setting": spec})
+    return field(default=default, metadata={"setting": spec})
+
+
+def _text(name: str, value: Any, spec: Setting) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name}: must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _path(name: str, value: Any, spec: Setting) -> str:
+    value = _text(name, value, spec)
     # slurmctld runs hooks without PATH, so a bare command name would never be found.
     if not value.startswith("/"):
-        raise ConfigError(f"{key}: must be an absolute path, got {value!r}")
+        raise ConfigError(f"{name}: must be an absolute path, got {value!r}")
+    return value
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[str, str], None]:
-    def check(key: str, value: str) -> None:
-        if value not in choices:
-            raise ConfigError(f"{key}: must be one of {', '.join(choices)}, got {value!r}")
-
-    return check
-
-
-def _http_url(key: str, value: str) -> None:
+def _url(name: str, value: Any, spec: Setting) -> str:
+    value = _text(name, value, spec)
     if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
-        raise ConfigError(f"{key}: must be an http:// or https:// URL, got {value!r}")
+        raise ConfigError(f"{name}: must be an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
 
 
-def _license_template(key: str, value: str) -> None:
+def _choice(name: str, value: Any, spec: Setting) -> str:
+    if value not in spec.choices:
+        raise ConfigError(f"{name}: must be one of {', '.join(spec.choices)}, got {value!r}")
+    return value
+
+
+def _license_template(name: str, value: Any, spec: Setting) -> str:
+    value = _text(name, value, spec)
     try:
         value.format(product="p", feature="f", type="t")
     except (KeyError, IndexError, ValueError) as error:
         raise ConfigError(
-            f"{key}: may only use {{product}}, {{feature}} and {{type}}, got {value!r} ({error})"
+            f"{name}: may only use {{product}}, {{feature}} and {{type}}, got {value!r} ({error})"
         ) from None
     if "{product}" not in value or "{feature}" not in value:
-        raise ConfigError(f"{key}: must contain {{product}} and {{feature}}, got {value!r}")
+        raise ConfigError(f"{name}: must contain {{product}} and {{feature}}, got {value!r}")
+    return value
 
 
-def _path_field(default: str | None) -> Any:
-    return field(default=default, metadata={"check": _absolute_path})
+def _bounds(spec: Setting, lowest: float) -> str:
+    low = lowest if spec.minimum is None else spec.minimum
+    if spec.maximum is None:
+        return f">= {low:g}"
+    return f"from {low:g} to {spec.maximum:g}"
 
 
-def _tool(default: str, key: str | None = None) -> Any:
-    metadata: dict[str, Any] = {"check": _absolute_path}
-    if key:
-        metadata["key"] = key
-    return field(default=default, metadata=metadata)
+def _count(name: str, value: Any, spec: Setting) -> int:
+    low = 1 if spec.minimum is None else spec.minimum
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (spec.maximum is not None and value > spec.maximum)
+    ):
+        raise ConfigError(f"{name}: must be a whole number {_bounds(spec, 1)}, got {value!r}")
+    return value
+
+
+def _seconds(name: str, value: Any, spec: Setting) -> float:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if spec.minimum is None and spec.maximum is None:
+        if not number or value <= 0:
+            raise ConfigError(f"{name}: must be a number of seconds > 0, got {value!r}")
+        return float(value)
+    if (
+        not number
+        or value < (spec.minimum or 0)
+        or (spec.maximum is not None and value > spec.maximum)
+    ):
+        raise ConfigError(f"{name}: must be a number of seconds {_bounds(spec, 0)}, got {value!r}")
+    return float(value)
+
+
+def _section(name: str, value: Any, spec: Setting) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: must be a mapping of tool name to absolute path")
+    return value
+
+
+def _license_failures(name: str, value: Any, spec: Setting) -> LicenseFailureSettings:
+    try:
+        return parse_settings(value, name)
+    except SettingError as error:
+        raise ConfigError(str(error)) from None
+
+
+# Setting kind -> the check that turns a YAML value into the field's value (or ConfigError).
+KINDS: dict[str, Check] = {
+    "text": _text,
+    "path": _path,
+    "url": _url,
+    "choice": _choice,
+    "license_template": _license_template,
+    "count": _count,
+    "seconds": _seconds,
+    "section": _section,
+}
+
+
+def _tool(tool: str, directory: str = "/usr/local/bin") -> Any:
+    return setting("path", f"{directory}/{tool}", f"{tool}'s absolute path", key=tool)
 
 
 @dataclass(frozen=True)
@@ -84,14 +192,14 @@ class ToolPaths:
     A field is its tool's name (lm_common.facts.TOOL_BY_SERVER_TYPE), lowercased.
     """
 
-    lmutil: str = _tool("/usr/local/bin/lmutil")
-    rlmutil: str = _tool("/usr/local/bin/rlmutil")
-    lstc_qrun: str = _tool("/usr/local/bin/lstc_qrun")
-    lmxendutil: str = _tool("/usr/local/bin/lmxendutil")
-    olixtool: str = _tool("/usr/local/bin/olixtool")
-    dslicsrv: str = _tool("/usr/local/bin/DSLicSrv", key="DSLicSrv")
-    scontrol: str = _tool("/usr/bin/scontrol")
-    squeue: str = _tool("/usr/bin/squeue")
+    lmutil: str = _tool("lmutil")
+    rlmutil: str = _tool("rlmutil")
+    lstc_qrun: str = _tool("lstc_qrun")
+    lmxendutil: str = _tool("lmxendutil")
+    olixtool: str = _tool("olixtool")
+    dslicsrv: str = _tool("DSLicSrv")
+    scontrol: str = _tool("scontrol", "/usr/bin")
+    squeue: str = _tool("squeue", "/usr/bin")
 
     @classmethod
     def in_directory(cls, directory: str | Path, scontrol: str, squeue: str) -> ToolPaths:
@@ -111,35 +219,74 @@ class ToolPaths:
 class AgentConfig:
     """Everything `lm-agent` needs; built and validated by `load_config`."""
 
-    api_url: str = field(metadata={"check": _http_url})
-    client_id: str
-    client_secret: str  # from the file, client_secret_file, or LM_AGENT_CLIENT_SECRET
-    # Where the token endpoint is discovered ({issuer}/.well-known/openid-configuration).
-    oidc_issuer: str = field(default="", metadata={"check": _http_url})
-    oidc_audience: str | None = None
-    ca_file: str | None = _path_field(None)
-    http_timeout: float = 10.0
-    tools: ToolPaths = field(default_factory=ToolPaths)
-    tool_timeout: float = 10.0
-    slurm_conf: str | None = _path_field(None)
-    reservation_name: str = "license_manager"
-    reservation_user: str = "root"
-    license_name_template: str = field(
-        default=DEFAULT_LICENSE_NAME_TEMPLATE, metadata={"check": _license_template}
+    api_url: str = setting(
+        "url", description="Where the API answers (the backend's LM_PUBLIC_URL)."
     )
-    stat_interval: int = 60
-    lock_file: str = _path_field("/run/lock/license-manager-agent.lock")
-    # What the last successful cycle knew: lets a cycle guard Slurm while the API is down.
-    state_file: str = _path_field("/var/cache/license-manager/reconcile-state.json")
-    log_file: str | None = _path_field("/var/log/license-manager/agent.log")
-    log_level: str = field(default="INFO", metadata={"check": _one_of(LOG_LEVELS)})
-    token_cache_dir: str = _path_field("/var/cache/license-manager")
-    prolog_api_unreachable: str = field(
-        default="requeue", metadata={"check": _one_of(PROLOG_POLICIES)}
+    client_id: str = setting(
+        "text", description="The cluster's OAuth client id: its configurations' cluster_client_id."
     )
-    # Requeueing jobs that died for lack of a license (agent.failure_settings, docs/agent.md).
-    license_failures: LicenseFailureSettings = field(default_factory=LicenseFailureSettings)
-    source: str = field(default="", metadata={"internal": True})  # the file it came from
+    # From the file, client_secret_file, or LM_AGENT_CLIENT_SECRET (see _client_secret).
+    client_secret: str = setting("text", description="The OAuth client's secret.")
+    oidc_issuer: str = setting(
+        "url", "", "Token issuer ({issuer}/.well-known/openid-configuration); default: api_url."
+    )
+    oidc_audience: str | None = setting(
+        "text", None, "`audience` of the token request, when the provider needs one.", optional=True
+    )
+    ca_file: str | None = setting(
+        "path",
+        None,
+        "CA bundle for an https:// API or issuer (default: the system's).",
+        optional=True,
+    )
+    http_timeout: float = setting(
+        "seconds", 10.0, "Seconds to wait for an answer from the API or the token endpoint."
+    )
+    tools: ToolPaths = setting(  # noqa: RUF009 (setting() makes the field, a default_factory)
+        "section", ToolPaths, "Absolute paths of the license-server tools and Slurm commands."
+    )
+    tool_timeout: float = setting(
+        "seconds", 10.0, "Seconds a license-server tool may run before it is killed."
+    )
+    slurm_conf: str | None = setting(
+        "path", None, "slurm.conf exported as SLURM_CONF to scontrol/squeue.", optional=True
+    )
+    reservation_name: str = setting(
+        "text", "license_manager", "The license-only reservation the agent manages."
+    )
+    reservation_user: str = setting("text", "root", "The user the reservation is created for.")
+    license_name_template: str = setting(
+        "license_template",
+        DEFAULT_LICENSE_NAME_TEMPLATE,
+        "How a product.feature is named in Slurm's Licenses= ({product}, {feature}, {type}).",
+    )
+    stat_interval: int = setting("count", 60, "Seconds between reconciliations.")
+    lock_file: str = setting(
+        "path", "/run/lock/license-manager-agent.lock", "Makes overlapping reconciles exit."
+    )
+    state_file: str = setting(
+        "path",
+        "/var/cache/license-manager/reconcile-state.json",
+        "What the last successful cycle knew: lets a cycle guard Slurm while the API is down.",
+    )
+    log_file: str | None = setting(
+        "path", "/var/log/license-manager/agent.log", "Log file (null: stderr only).", optional=True
+    )
+    log_level: str = setting("choice", "INFO", "Least severe level logged.", choices=LOG_LEVELS)
+    token_cache_dir: str = setting(
+        "path", "/var/cache/license-manager", "Where each OS user's access token is cached."
+    )
+    prolog_api_unreachable: str = setting(
+        "choice",
+        "requeue",
+        "What the prolog does without an answer from the API: requeue or allow the job.",
+        choices=PROLOG_POLICIES,
+    )
+    license_failures: LicenseFailureSettings = setting(  # noqa: RUF009 (a default_factory)
+        _license_failures,
+        LicenseFailureSettings,
+        "Requeueing jobs that died for lack of a license (agent.failure_settings).",
+    )
 
     @property
     def state_dir(self) -> str:
@@ -150,13 +297,6 @@ class AgentConfig:
     def tool_path(self, server_type: str) -> str:
         """The tool that reads a license server of this type (KeyError for unknown types)."""
         return self.tools.for_server_type(server_type)
-
-    def slurm_env(self) -> dict[str, str]:
-        """Environment for Slurm commands: ours plus SLURM_CONF when a test cluster needs it."""
-        env = dict(os.environ)
-        if self.slurm_conf:
-            env["SLURM_CONF"] = self.slurm_conf
-        return env
 
     def slurm_license_name(self, product: str, feature: str, server_type: str) -> str:
         """The Slurm license that stands for one product.feature (license_name_template)."""
@@ -182,10 +322,7 @@ def _load(path: str) -> AgentConfig:
     raw["client_secret"] = _client_secret(raw)
     if raw.get("oidc_issuer") is None:
         raw["oidc_issuer"] = raw.get("api_url")
-    values = _build(AgentConfig, raw, prefix="")
-    values["api_url"] = values["api_url"].rstrip("/")
-    values["oidc_issuer"] = values["oidc_issuer"].rstrip("/")
-    return AgentConfig(**values, source=path)
+    return AgentConfig(**_build(AgentConfig, raw, prefix=""))
 
 
 def _read_yaml(path: str) -> Mapping[str, Any]:
@@ -247,80 +384,41 @@ def _client_secret(raw: dict[str, Any]) -> str:
 
 
 def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """Check every key of one YAML mapping against the dataclass `cls`; return its field values."""
-    by_key = _fields_by_key(cls)
+    """Check every key of one YAML mapping against the settings of `cls`; return field values."""
+    by_key = settings_of(cls)
     _reject_unknown_keys(cls, raw, prefix)
     values: dict[str, Any] = {}
     for key, spec in by_key.items():
         name = f"{prefix}{key}"
-        if key not in raw or (raw[key] is None and spec.default is MISSING):
-            if spec.default is MISSING and spec.default_factory is MISSING:
+        setting_ = spec.metadata["setting"]
+        required = spec.default is MISSING and spec.default_factory is MISSING
+        if key not in raw or (raw[key] is None and required):
+            if required:
                 raise ConfigError(f"{name}: required")
             continue
-        if spec.type == "ToolPaths":
-            section = raw[key] if raw[key] is not None else {}
-            if not isinstance(section, dict):
-                raise ConfigError(f"{name}: must be a mapping of tool name to absolute path")
-            values[spec.name] = ToolPaths(**_build(ToolPaths, section, prefix=f"{name}."))
+        value = raw[key]
+        if value is None and setting_.optional:
+            values[spec.name] = None
             continue
-        value = _TYPE_CHECKS[spec.type](name, raw[key])
-        if value is not None and "check" in spec.metadata:
-            spec.metadata["check"](name, value)
+        if value is None and setting_.kind == "section":
+            value = {}
+        check = KINDS[setting_.kind] if isinstance(setting_.kind, str) else setting_.kind
+        value = check(name, value, setting_)
+        if setting_.kind == "section":
+            value = spec.default_factory(**_build(spec.default_factory, value, f"{name}."))
         values[spec.name] = value
     return values
 
 
-def _fields_by_key(cls: type) -> dict[str, Any]:
-    """The YAML key of every user-settable field of a settings dataclass."""
-    return {
-        spec.metadata.get("key", spec.name): spec
-        for spec in fields(cls)
-        if not spec.metadata.get("internal")
-    }
+def settings_of(cls: type) -> dict[str, Any]:
+    """The YAML key of every setting (dataclass field) of `cls`, in declaration order."""
+    return {spec.metadata["setting"].key or spec.name: spec for spec in fields(cls)}
 
 
 def _reject_unknown_keys(
     cls: type, raw: Mapping[str, Any], prefix: str, also_known: tuple[str, ...] = ()
 ) -> None:
-    known = sorted([*_fields_by_key(cls), *also_known])
+    known = sorted([*settings_of(cls), *also_known])
     unknown = sorted(str(key) for key in raw if key not in known)
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(known)})")
-
-
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{name}: must be a non-empty string, got {value!r}")
-    return value.strip()
-
-
-def _optional_text(name: str, value: Any) -> str | None:
-    return None if value is None else _text(name, value)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}: must be a whole number >= 1, got {value!r}")
-    return value
-
-
-def _positive_seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{name}: must be a number of seconds > 0, got {value!r}")
-    return float(value)
-
-
-def _license_failures(name: str, value: Any) -> LicenseFailureSettings:
-    try:
-        return parse_settings(value, name)
-    except SettingError as error:
-        raise ConfigError(str(error)) from None
-
-
-_TYPE_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "str": _text,
-    "str | None": _optional_text,
-    "int": _positive_int,
-    "float": _positive_seconds,
-    "LicenseFailureSettings": _license_failures,
-}

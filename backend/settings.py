@@ -1,9 +1,16 @@
-"""Backend settings, read from LM_* environment variables (documented in README)."""
+"""Backend settings, read from LM_* environment variables.
+
+Each variable is declared once, as a field of Settings made by `env(VARIABLE, kind, default,
+description)`: adding a setting is adding such a field. tests/test_settings.py checks the README's
+table and the license_manager_backend role against these declarations.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from lm_common.facts import DEFAULT_CLI_CLIENT_ID
 
@@ -12,17 +19,66 @@ class SettingsError(ValueError):
     """A setting has a value the backend cannot use."""
 
 
-def _int_env(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
+@dataclass(frozen=True)
+class EnvSetting:
+    """How one LM_* variable is read: its kind, default, bounds and purpose.
+
+    Kinds: `text` (unset or empty: the default), `url` (the same, without a trailing slash),
+    `optional` (unset or empty: None), `int` (a whole number >= `minimum`), `level` (upper-cased).
+    """
+
+    variable: str
+    kind: str
+    default: object
+    description: str
+    minimum: int = 0
+
+    def read(self, environ: Mapping[str, str]) -> object:
+        return _READERS[self.kind](self, environ.get(self.variable))
+
+
+def env(variable: str, kind: str, default: object, description: str, minimum: int = 0) -> Any:
+    """A Settings field read from the environment variable `variable`."""
+    if kind not in _READERS:
+        raise TypeError(f"unknown setting kind {kind!r} (known: {', '.join(_READERS)})")
+    return field(metadata={"env": EnvSetting(variable, kind, default, description, minimum)})
+
+
+def _text(setting: EnvSetting, raw: str | None) -> object:
+    return raw or setting.default
+
+
+def _url(setting: EnvSetting, raw: str | None) -> object:
+    return str(_text(setting, raw)).rstrip("/")
+
+
+def _optional(setting: EnvSetting, raw: str | None) -> object:
+    return raw or None
+
+
+def _int(setting: EnvSetting, raw: str | None) -> object:
     if raw is None or raw == "":
-        return default
+        return setting.default
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+        raise SettingsError(f"{setting.variable} must be an integer, got {raw!r}") from None
+    if value < setting.minimum:
+        raise SettingsError(f"{setting.variable} must be >= {setting.minimum}, got {value}")
     return value
+
+
+def _level(setting: EnvSetting, raw: str | None) -> object:
+    return str(_text(setting, raw)).upper()
+
+
+_READERS: dict[str, Callable[[EnvSetting, str | None], object]] = {
+    "text": _text,
+    "url": _url,
+    "optional": _optional,
+    "int": _int,
+    "level": _level,
+}
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -69,46 +125,90 @@ def _hosts_as_parameters(rest: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the API process needs to know about its deployment."""
+    """Everything the API process needs to know about its deployment (the README's table)."""
 
-    database_url: str
-    public_url: str
-    oidc_issuer: str | None
-    oidc_audience: str | None
-    signing_key_file: str | None
-    token_lifetime: int
-    oidc_jwks_min_refresh: int
-    report_fresh_intervals: int
-    log_level: str
-    trusted_proxies: int
-    cli_client_id: str
-    refresh_token_lifetime: int
-    login_rate_limit: str
+    database_url: str = env(
+        "LM_DATABASE_URL",
+        "text",
+        "postgresql://postgres@127.0.0.1:5433/license_manager",
+        "PostgreSQL database",
+    )
+    public_url: str = env(
+        "LM_PUBLIC_URL",
+        "url",
+        "http://127.0.0.1:8000",
+        "the API's public address; the built-in issuer's `iss`",
+    )
+    oidc_issuer: str | None = env(
+        "LM_OIDC_ISSUER",
+        "optional",
+        None,
+        "an external OIDC provider (Keycloak, ...) whose tokens the API accepts",
+    )
+    oidc_audience: str | None = env(
+        "LM_OIDC_AUDIENCE", "optional", None, "the `aud` tokens must carry, when set"
+    )
+    signing_key_file: str | None = env(
+        "LM_SIGNING_KEY_FILE", "optional", None, "PEM file with the built-in issuer's private key"
+    )
+    token_lifetime: int = env(
+        "LM_TOKEN_LIFETIME", "int", 3600, "seconds a built-in token is valid", minimum=60
+    )
+    oidc_jwks_min_refresh: int = env(
+        "LM_OIDC_JWKS_MIN_REFRESH",
+        "int",
+        60,
+        "seconds between refetches of the provider's keys for unknown `kid`s",
+    )
+    report_fresh_intervals: int = env(
+        "LM_REPORT_FRESH_INTERVALS",
+        "int",
+        3,
+        "a feature's usage report is fresh for this many reconcile intervals of the agent that "
+        "sent it",
+        minimum=1,
+    )
+    log_level: str = env("LM_LOG_LEVEL", "level", "INFO", "log level")
+    trusted_proxies: int = env(
+        "LM_TRUSTED_PROXIES",
+        "int",
+        0,
+        "reverse proxies in front of the API whose `X-Forwarded-*` headers are trusted",
+    )
+    cli_client_id: str = env(
+        "LM_CLI_CLIENT_ID",
+        "text",
+        DEFAULT_CLI_CLIENT_ID,
+        "the public OAuth client people log in with through lm-cli (device flow)",
+    )
+    refresh_token_lifetime: int = env(
+        "LM_REFRESH_TOKEN_LIFETIME",
+        "int",
+        14 * 24 * 3600,
+        "seconds a person's refresh token (lm-cli login) stays valid",
+        minimum=60,
+    )
+    login_rate_limit: str = env(
+        "LM_LOGIN_RATE_LIMIT",
+        "text",
+        "10 per minute",
+        "how often one address may try to log in (flask-limiter notation)",
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "database_url": os.environ.get(
-                "LM_DATABASE_URL", "postgresql://postgres@127.0.0.1:5433/license_manager"
-            ),
-            "public_url": os.environ.get("LM_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-            "oidc_issuer": os.environ.get("LM_OIDC_ISSUER") or None,
-            "oidc_audience": os.environ.get("LM_OIDC_AUDIENCE") or None,
-            "signing_key_file": os.environ.get("LM_SIGNING_KEY_FILE") or None,
-            "token_lifetime": _int_env("LM_TOKEN_LIFETIME", 3600, minimum=60),
-            "oidc_jwks_min_refresh": _int_env("LM_OIDC_JWKS_MIN_REFRESH", 60),
-            "report_fresh_intervals": _int_env("LM_REPORT_FRESH_INTERVALS", 3, minimum=1),
-            "log_level": os.environ.get("LM_LOG_LEVEL", "INFO").upper(),
-            "trusted_proxies": _int_env("LM_TRUSTED_PROXIES", 0),
-            "cli_client_id": os.environ.get("LM_CLI_CLIENT_ID") or DEFAULT_CLI_CLIENT_ID,
-            "refresh_token_lifetime": _int_env(
-                "LM_REFRESH_TOKEN_LIFETIME", 14 * 24 * 3600, minimum=60
-            ),
-            "login_rate_limit": os.environ.get("LM_LOGIN_RATE_LIMIT") or "10 per minute",
-        }
-        known = {f.name for f in fields(cls)}
-        unknown = set(overrides) - known
+        """Every setting from os.environ (or its default); `overrides` win (tests)."""
+        declared = environment()
+        unknown = set(overrides) - set(declared)
         if unknown:
             raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {
+            name: setting.read(os.environ) for name, setting in declared.items()
+        }
         values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
+
+
+def environment() -> dict[str, EnvSetting]:
+    """Every Settings field and the environment variable it is read from, in order."""
+    return {spec.name: spec.metadata["env"] for spec in fields(Settings)}

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from agent.config import AgentConfig, load_config
+from agent.reconcile import slurm_of
 from tests.agent.conftest import LiveApi, WriteConfig, hook, job_env, run_agent
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "agent.md"
@@ -155,7 +156,9 @@ def test_slurm_conf_is_exported_to_slurm_commands(tmp_path: Path) -> None:
     path = tmp_path / "agent.yaml"
     path.write_text(VALID + "slurm_conf: /etc/slurm-test/slurm.conf\n")
 
-    assert load_config(str(path)).slurm_env()["SLURM_CONF"] == "/etc/slurm-test/slurm.conf"
+    slurm = slurm_of(load_config(str(path)))
+
+    assert slurm.environment["SLURM_CONF"] == "/etc/slurm-test/slurm.conf"
 
 
 @pytest.mark.parametrize("source", ["env", "file"])
@@ -198,6 +201,6 @@ def test_the_documented_example_is_a_valid_configuration(
 
     assert isinstance(config, AgentConfig)
     documented = set(yaml.safe_load(example.group(1)))
-    settable = set(AgentConfig.__dataclass_fields__) - {"source", "client_secret"}
+    settable = set(AgentConfig.__dataclass_fields__) - {"client_secret"}
     assert settable | {"client_secret_file"} == documented, "the example shows every setting"
     assert config.tools.dslicsrv.endswith("/DSLicSrv")
