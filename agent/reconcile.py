@@ -493,7 +493,7 @@ def reserve_for(
       them out yet. Ours are in slurm_used but not yet in server_used, so subtracting slurm_used
       would hand their tokens out again; adding the booking restores them. Other clusters'
       bookings are tokens about to disappear from the server.
-    - desktop_reserved: the feature's `reserved` count, kept for desktops. design.md's formula
+    - desktop_reserved: the feature's `reserved` count, kept for desktops. The plain formula
       leaves it out; we add it because the API's booking rule counts it too
       (used + reserved + bookings + requested <= total). With it, what Slurm lets a job take,
       Total - slurm_used - reserve, is exactly what the prolog's booking would grant, so Slurm

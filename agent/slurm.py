@@ -1,7 +1,7 @@
 """The one adapter between the agent and Slurm 22.05: scontrol and squeue, with time limits.
 
-Outputs parsed here are the exact ones recorded in the platform notes; anything else raises
-SlurmError naming the command and what it printed, never an IndexError deep in reconcile.
+Outputs parsed here are Slurm 22.05's exact ones (docs/architecture.md, "Slurm"); anything else
+raises SlurmError naming the command and what it printed, never an IndexError deep in reconcile.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agent.process import CommandTimeout, minimal_environment, run_command
+from agent.slurm_env import MalformedValue, is_number, license_counts
 
 # squeue fields: unique job id (%A: also unique for each array element, as SLURM_JOB_ID is in
-# the prolog, where %i would print "base_index"), user, nodes, licenses, state, reason, reservation.
-SQUEUE_FORMAT = "%A|%u|%N|%W|%T|%r|%v"
-SQUEUE_FIELDS = 7
+# the prolog, where %i would print "base_index"), licenses, state.
+SQUEUE_FORMAT = "%A|%W|%T"
+SQUEUE_FIELDS = 3
 # `duration=infinite` becomes 365 days in 22.05 anyway; say so explicitly and renew it in time.
 RESERVATION_LIFETIME = timedelta(days=365)
 RENEW_WHEN_LESS_THAN = timedelta(days=30)
@@ -47,12 +48,8 @@ class SlurmJob:
     """One line of squeue: what cleanup needs to know about a job."""
 
     job_id: str
-    user: str
-    nodes: str
     licenses: dict[str, int]
     state: str
-    reason: str
-    reservation: str | None
 
 
 @dataclass(frozen=True)
@@ -75,27 +72,9 @@ def _key_values(line: str) -> dict[str, str]:
 
 def _count(argv: Sequence[str], record: Mapping[str, str], key: str) -> int:
     raw = record.get(key)
-    if raw is None or not raw.isdigit():
+    if raw is None or not is_number(raw):
         raise SlurmError(argv, f"{key}={raw} is not a count in {record!r}")
     return int(raw)
-
-
-def parse_license_list(text: str) -> dict[str, int]:
-    """`a@x:3,b@y` (squeue %W, reservation Licenses=) -> {"a@x": 3, "b@y": 1}; `(null)` is empty.
-
-    Raises ValueError on a count that is not a number.
-    """
-    licenses: dict[str, int] = {}
-    if text in ("", NULL):
-        return licenses
-    for item in text.split(","):
-        name, separator, count = item.strip().partition(":")
-        if not name:
-            raise ValueError(f"empty license name in {text!r}")
-        if separator and not count.isdigit():
-            raise ValueError(f"license count {count!r} of {name} is not a number")
-        licenses[name] = licenses.get(name, 0) + (int(count) if separator else 1)
-    return licenses
 
 
 def format_license_list(licenses: Mapping[str, int]) -> str:
@@ -128,24 +107,14 @@ def parse_jobs(argv: Sequence[str], output: str) -> list[SlurmJob]:
         fields = line.split("|")
         if len(fields) != SQUEUE_FIELDS:
             raise SlurmError(argv, f"expected {SQUEUE_FIELDS} '|'-separated fields: {line!r}")
-        job_id, user, nodes, licenses, state, reason, reservation = (f.strip() for f in fields)
-        if not job_id.isdigit():
+        job_id, licenses, state = (f.strip() for f in fields)
+        if not is_number(job_id):
             raise SlurmError(argv, f"job id {job_id!r} is not a number: {line!r}")
         try:
-            license_counts = parse_license_list(licenses)
-        except ValueError as error:
+            counts = license_counts(licenses)
+        except MalformedValue as error:
             raise SlurmError(argv, f"{error}: {line!r}") from None
-        jobs.append(
-            SlurmJob(
-                job_id=job_id,
-                user=user,
-                nodes=nodes,
-                licenses=license_counts,
-                state=state,
-                reason=reason,
-                reservation=None if reservation in ("", NULL) else reservation,
-            )
-        )
+        jobs.append(SlurmJob(job_id=job_id, licenses=counts, state=state))
     return jobs
 
 
@@ -155,8 +124,8 @@ def parse_reservation(argv: Sequence[str], output: str) -> Reservation:
     if "ReservationName" not in record:
         raise SlurmError(argv, f"no ReservationName in {output.strip()!r}")
     try:
-        licenses = parse_license_list(record.get("Licenses", NULL))
-    except ValueError as error:
+        licenses = license_counts(record.get("Licenses", NULL))
+    except MalformedValue as error:
         raise SlurmError(argv, str(error)) from None
     end = record.get("EndTime")
     try:

@@ -1,8 +1,9 @@
 """What slurmctld tells its PrologSlurmctld/EpilogSlurmctld hooks through the environment.
 
 Pure functions, standard library only and no Slurm command (hooks must not call scontrol):
-`parse_job_licenses` reads SLURM_JOB_LICENSES, `first_host` / `expand_hostlist` read
-SLURM_JOB_NODELIST and `exit_code` the epilog's SLURM_JOB_EXIT_CODE2.
+`parse_job_licenses` reads SLURM_JOB_LICENSES, `first_host` / `iter_hostlist` read
+SLURM_JOB_NODELIST and `exit_code` the epilog's SLURM_JOB_EXIT_CODE2. `license_counts` reads
+every Slurm license list (the Slurm adapter's too).
 """
 
 from __future__ import annotations
@@ -16,6 +17,26 @@ class MalformedValue(ValueError):
     """A SLURM_JOB_* variable does not have the documented shape; the message quotes it."""
 
 
+def license_counts(text: str, minimum: int = 0) -> dict[str, int]:
+    """A Slurm license list (`a@x:3,b@y`: SLURM_JOB_LICENSES, squeue %W, a reservation's
+    Licenses=) as {"a@x": 3, "b@y": 1}: a missing count is 1, a name given twice is summed,
+    `(null)` or empty is none. MalformedValue names an empty name or a count below `minimum`.
+    """
+    licenses: dict[str, int] = {}
+    if text.strip() in NO_VALUE:
+        return licenses
+    for item in text.split(","):
+        name, separator, count = (part.strip() for part in item.partition(":"))
+        if not name:
+            raise MalformedValue("a license name is empty")
+        if separator and (not is_number(count) or int(count) < minimum):
+            raise MalformedValue(
+                f"count of {name} must be a whole number >= {minimum}, got {count!r}"
+            )
+        licenses[name] = licenses.get(name, 0) + (int(count) if separator else 1)
+    return licenses
+
+
 def parse_job_licenses(raw: str | None) -> dict[str, int]:
     """The tracked licenses a job asked for, as {"product.feature": count}.
 
@@ -23,29 +44,17 @@ def parse_job_licenses(raw: str | None) -> dict[str, int]:
     no licenses, `@server` suffixes are dropped and the same license named twice is summed.
     Names without a `.` cannot be a product.feature of ours and are left out.
     """
+    try:
+        named = license_counts(raw or "", minimum=1)
+    except MalformedValue as error:
+        raise MalformedValue(f"SLURM_JOB_LICENSES={raw!r}: {error}") from None
     licenses: dict[str, int] = {}
-    if raw is None or raw.strip() in NO_VALUE:
-        return licenses
-    for item in raw.split(","):
-        name, separator, count_text = item.strip().partition(":")
-        name = name.strip()
-        if not name:
-            raise MalformedValue(f"SLURM_JOB_LICENSES={raw!r}: a license name is empty")
-        count = _license_count(raw, name, count_text.strip()) if separator else 1
+    for name, count in named.items():
         product_feature = name.split("@", 1)[0]
         product, dot, feature = product_feature.partition(".")
-        if not (product and dot and feature):
-            continue
-        licenses[product_feature] = licenses.get(product_feature, 0) + count
+        if product and dot and feature:
+            licenses[product_feature] = licenses.get(product_feature, 0) + count
     return licenses
-
-
-def _license_count(raw: str, name: str, text: str) -> int:
-    if not is_number(text) or int(text) < 1:
-        raise MalformedValue(
-            f"SLURM_JOB_LICENSES={raw!r}: count of {name} must be a whole number >= 1, got {text!r}"
-        )
-    return int(text)
 
 
 def first_host(nodelist: str | None) -> str | None:
@@ -55,13 +64,9 @@ def first_host(nodelist: str | None) -> str | None:
     return next(iter_hostlist(nodelist), None)
 
 
-def expand_hostlist(nodelist: str) -> list[str]:
-    """Every host of a Slurm hostlist: `node[01-03,07],gpu-[1-2]-ib` -> node01 ... gpu-2-ib."""
-    return list(iter_hostlist(nodelist))
-
-
 def iter_hostlist(nodelist: str) -> Iterator[str]:
-    """Hosts of a hostlist in Slurm's order, lazily (the prolog only needs the first)."""
+    """Hosts of a hostlist in Slurm's order, lazily (the prolog only needs the first):
+    `node[01-03,07],gpu-[1-2]-ib` -> node01, node02, node03, node07, gpu-1-ib, gpu-2-ib."""
     for pattern in _split_top_level(nodelist):
         yield from _expand_pattern(nodelist, pattern)
 

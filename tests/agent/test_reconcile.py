@@ -203,8 +203,8 @@ def test_jobs_between_their_hooks_without_a_booking_keep_their_tokens_reserved(s
     in Slurm that neither the server nor the bookings show."""
     licenses = {ABAQUS: SlurmLicense(ABAQUS, total=10, used=6, reserved=0)}
     jobs = [
-        SlurmJob("41", "alice", "n1", {ABAQUS: 4}, state, "None", None),  # no API record
-        SlurmJob("42", "bob", "n2", {ABAQUS: 2}, state, "None", None),  # booked
+        SlurmJob("41", {ABAQUS: 4}, state),  # no API record
+        SlurmJob("42", {ABAQUS: 2}, state),  # booked
     ]
     api_jobs = [
         {"slurm_job_id": "41", "bookings": []},  # its bookings are gone (grace time, epilog)

@@ -24,16 +24,16 @@ SCONTROL = "/usr/bin/scontrol"
 SQUEUE = "/usr/bin/squeue"
 ARGV = ["squeue"]
 
-# Verbatim from the platform notes (Slurm 22.05.8).
+# Verbatim Slurm 22.05.8 output (docs/architecture.md, "Slurm").
 SHOW_LIC = (
     "LicenseName=abaqus.abaqus@flexlm Total=100 Used=5 Free=95 Reserved=0 Remote=no\n"
     "LicenseName=ansys.cfd@rlm Total=20 Used=0 Free=20 Reserved=2 Remote=no\n"
 )
 SQUEUE_OUTPUT = (
-    "7|root|vm|abaqus.abaqus@flexlm:30|RUNNING|None|lm_test\n"
-    "2|root||abaqus.abaqus@flexlm:5,ansys.cfd@rlm:2|PENDING|BeginTime|(null)\n"
-    "5|alice||abaqus.abaqus@flexlm|PENDING|Licenses|(null)\n"
-    "9|bob|n[01-02]|(null)|RUNNING|None|(null)\n"
+    "7|abaqus.abaqus@flexlm:30|RUNNING\n"
+    "2|abaqus.abaqus@flexlm:5,ansys.cfd@rlm:2|PENDING\n"
+    "5|abaqus.abaqus@flexlm|PENDING\n"
+    "9|(null)|RUNNING\n"
 )
 SHOW_RESERVATION = (
     "ReservationName=lm StartTime=2026-11-21T14:10:39 EndTime=2027-11-21T14:10:39 "
@@ -62,22 +62,19 @@ def test_squeue_lines_give_jobs_with_their_licenses() -> None:
     jobs = {job.job_id: job for job in parse_jobs(ARGV, SQUEUE_OUTPUT)}
 
     assert jobs["7"].state == "RUNNING"
-    assert jobs["7"].nodes == "vm"
-    assert jobs["7"].reservation == "lm_test"
     assert jobs["2"].licenses == {"abaqus.abaqus@flexlm": 5, "ansys.cfd@rlm": 2}
-    assert jobs["2"].reason == "BeginTime"
-    assert jobs["2"].reservation is None
+    assert jobs["2"].state == "PENDING"
     assert jobs["5"].licenses == {"abaqus.abaqus@flexlm": 1}, "a missing count means 1"
-    assert jobs["5"].user == "alice"
     assert jobs["9"].licenses == {}
 
 
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
-        ("7|root|vm|a@x:3|RUNNING|None", "expected 7 '|'-separated fields"),
-        ("7_1|root|vm|a@x:3|RUNNING|None|(null)", "job id '7_1' is not a number"),
-        ("7|root|vm|a@x:three|RUNNING|None|(null)", "license count 'three' of a@x"),
+        ("7|a@x:3|RUNNING|None", "expected 3 '|'-separated fields"),
+        ("7_1|a@x:3|RUNNING", "job id '7_1' is not a number"),
+        ("7|a@x:three|RUNNING", "count of a@x must be a whole number >= 0, got 'three'"),
+        ("7|a@x:²|RUNNING", "count of a@x must be a whole number >= 0, got '²'"),
     ],
 )
 def test_unexpected_squeue_lines_raise_slurm_error_quoting_the_line(
@@ -133,8 +130,6 @@ def test_licenses_and_running_jobs_come_from_the_cluster(
     assert licenses["abaqus.abaqus@flexlm"].used == 3
     assert jobs[str(job_id)].state == "RUNNING"
     assert jobs[str(job_id)].licenses == {"abaqus.abaqus@flexlm": 3}
-    assert jobs[str(job_id)].nodes == slurm_cluster.node_name
-    assert jobs[str(job_id)].user == "root"
 
 
 @pytest.mark.slurm

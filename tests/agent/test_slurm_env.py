@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from agent.slurm_env import MalformedValue, expand_hostlist, first_host, parse_job_licenses
+from agent.slurm_env import MalformedValue, first_host, iter_hostlist, parse_job_licenses
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_malformed_job_licenses_are_rejected_with_the_value_quoted(raw: str, quo
     ],
 )
 def test_hostlists_expand_like_slurm(nodelist: str, hosts: list[str]) -> None:
-    assert expand_hostlist(nodelist) == hosts
+    assert list(iter_hostlist(nodelist)) == hosts
 
 
 @pytest.mark.parametrize(
@@ -94,4 +94,4 @@ def test_lead_host_is_the_first_host_of_the_nodelist(
 )
 def test_malformed_hostlists_are_rejected(nodelist: str, reason: str) -> None:
     with pytest.raises(MalformedValue, match=re.escape(reason)):
-        expand_hostlist(nodelist)
+        list(iter_hostlist(nodelist))

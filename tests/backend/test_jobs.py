@@ -223,3 +223,12 @@ def test_permissions(client, auth_headers, method, path, needed):
     assert needed in denied.json["message"]
     allowed = call(path, json=body, headers=auth_headers(f"license-manager:{needed}"))
     assert allowed.status_code not in (401, 403)
+
+
+def test_answers_keep_the_documented_field_order(client, auth_headers):
+    """`id` first, then the fields as docs/architecture.md lists them, not sorted by name."""
+    headers = auth_headers("license-manager:job:create", client_id="cluster-a")
+    body = {"slurm_job_id": "77", "username": "alice", "lead_host": "n1", "bookings": []}
+    answer = client.post("/lm/jobs", json=body, headers=headers)
+    assert answer.status_code == 201
+    assert list(json.loads(answer.data))[:3] == ["id", "slurm_job_id", "cluster_client_id"]

@@ -1,4 +1,4 @@
-"""Issue 4's scenarios on the whole stack: a real slurmctld whose prolog and epilog run the agent,
+"""End-to-end scenarios on the whole stack: a real slurmctld whose prolog and epilog run the agent,
 the API under gunicorn on PostgreSQL, simulated license servers and the agent's reconcile loop.
 
 Every wait polls real state with a deadline. The reconcile loop runs every 2 s, a job refused by
