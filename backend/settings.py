@@ -179,7 +179,7 @@ class Settings:
         "LM_CLI_CLIENT_ID",
         "text",
         DEFAULT_CLI_CLIENT_ID,
-        "the public OAuth client people log in with through lm-cli (device flow)",
+        "the client people log in with: its tokens are people's, never a cluster's",
     )
     refresh_token_lifetime: int = env(
         "LM_REFRESH_TOKEN_LIFETIME",
@@ -192,7 +192,7 @@ class Settings:
         "LM_LOGIN_RATE_LIMIT",
         "text",
         "10 per minute",
-        "how often one address may try to log in (flask-limiter notation)",
+        "login attempts and device codes per client address and API process",
     )
 
     @classmethod
