@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from flask.cli import AppGroup
@@ -50,6 +50,16 @@ def permission_names(permissions: tuple[str, ...], more_permissions: tuple[str, 
     return [permission for value in values for permission in value.split()]
 
 
+def echo_records(records: list[dict[str, Any]], as_json: bool, *columns: str) -> None:
+    """A JSON list, or one tab-separated line per record of `columns` (lists space-separated)."""
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    for record in records:
+        cells = (record[column] for column in columns)
+        click.echo("\t".join(" ".join(c) if isinstance(c, list) else str(c) for c in cells))
+
+
 @clients_cli.command("create")
 @click.option("--name", required=True, help="Who uses the client, e.g. the cluster's name.")
 @permissions_option("client")
@@ -91,11 +101,7 @@ def list_command(as_json: bool) -> None:
         }
         for client in list_clients(db.session)
     ]
-    if as_json:
-        click.echo(json.dumps(clients, indent=2))
-        return
-    for client in clients:
-        click.echo(f"{client['client_id']}\t{client['name']}\t{' '.join(client['permissions'])}")
+    echo_records(clients, as_json, "client_id", "name", "permissions")
 
 
 @clients_cli.command("delete")
@@ -146,11 +152,7 @@ def list_users_command(as_json: bool) -> None:
         }
         for person in list_people(db.session)
     ]
-    if as_json:
-        click.echo(json.dumps(people, indent=2))
-        return
-    for person in people:
-        click.echo(f"{person['name']}\t{' '.join(person['permissions'])}")
+    echo_records(people, as_json, "name", "permissions")
 
 
 @users_cli.command("delete")
