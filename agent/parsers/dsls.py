@@ -18,8 +18,10 @@ import re
 
 from agent.parsers.usage import Checkout, ServerUsage, UsageTable
 
-_HEADER_START = "Editor,EditorId,"
-_QUEUED = "Queue Position"
+# The header's first column (Editor in the versions seen; Feature where there is no Editor); it
+# may follow an `admin >` prompt on the same line.
+_HEADER_START = re.compile(r"(?:Editor|Feature),", re.IGNORECASE)
+_QUEUED = "queue position"
 _HOST_NAME = re.compile(r"[^\s/(]+")
 _ERROR = re.compile(
     r"^.*(?:cannot|error|not connected|failed|refused).*$", re.IGNORECASE | re.MULTILINE
@@ -29,16 +31,12 @@ _ERROR = re.compile(
 def parse(text: str) -> ServerUsage:
     table = UsageTable()
     lines = text.splitlines()
-    header_at = next((i for i, line in enumerate(lines) if _HEADER_START in line), None)
-    if header_at is None:
+    found = _header(lines)
+    if found is None:
         return table.result(text, _ERROR, "DSLicSrv")
-    header_line = lines[header_at]
-    columns = next(csv.reader([header_line[header_line.index(_HEADER_START) :]]))
-    try:
-        feature_at, count_at, inuse_at = (columns.index(c) for c in ("Feature", "Count", "Inuse"))
-    except ValueError:
-        return table.result(text, _ERROR, "DSLicSrv")
-    optional = {name: _index(columns, name) for name in ("Tokens", "Host", "User", _QUEUED)}
+    header_at, columns = found
+    feature_at, count_at, inuse_at = (columns[c] for c in ("feature", "count", "inuse"))
+    optional = {name: columns.get(name) for name in ("tokens", "host", "user", _QUEUED)}
     seen_entries: set[tuple[str, ...]] = set()
     for row in csv.reader(lines[header_at + 1 :]):
         if len(row) <= inuse_at or not (row[count_at].isdigit() and row[inuse_at].isdigit()):
@@ -56,8 +54,20 @@ def parse(text: str) -> ServerUsage:
     return table.result(text, _ERROR, "DSLicSrv")
 
 
-def _index(columns: list[str], name: str) -> int | None:
-    return columns.index(name) if name in columns else None
+def _header(lines: list[str]) -> tuple[int, dict[str, int]] | None:
+    """The CSV header's line and its columns (lowercase name -> index): the first line naming
+    at least Feature, Count and Inuse, wherever the other columns are."""
+    for at, line in enumerate(lines):
+        start = _HEADER_START.search(line)
+        if start is None:
+            continue
+        names = next(csv.reader([line[start.start() :]]))
+        columns: dict[str, int] = {}
+        for index, name in enumerate(names):
+            columns.setdefault(name.strip().lower(), index)
+        if {"feature", "count", "inuse"} <= columns.keys():
+            return at, columns
+    return None
 
 
 def _field(row: list[str], index: int | None) -> str:
@@ -66,8 +76,8 @@ def _field(row: list[str], index: int | None) -> str:
 
 def _checkout(row: list[str], columns: dict[str, int | None]) -> Checkout | None:
     """The checkout a row describes; None for a row of an idle entry or of a queued request."""
-    user, tokens = _field(row, columns["User"]), _field(row, columns["Tokens"])
+    user, tokens = _field(row, columns["user"]), _field(row, columns["tokens"])
     if not user or not tokens.isdigit() or _field(row, columns[_QUEUED]):
         return None
-    host = _HOST_NAME.match(_field(row, columns["Host"]))
+    host = _HOST_NAME.match(_field(row, columns["host"]))
     return Checkout(user, host.group() if host else "", int(tokens))

@@ -50,8 +50,8 @@ def parse(text: str) -> ServerUsage:
     current: FeatureUsage | None = None
     used_from_checkouts = False  # an older header without an in-use figure
     for line in text.split("\n"):
-        if line.startswith("Users of "):
-            current, used_from_checkouts = _feature(table, line)
+        if line.lstrip().startswith("Users of "):
+            current, used_from_checkouts = _feature(table, line.lstrip())
             continue
         if current is None or "start" not in line:
             continue

@@ -19,9 +19,10 @@ import re
 
 from agent.parsers.usage import Checkout, FeatureUsage, ServerUsage, UsageTable
 
-_MODULE = re.compile(r"\s+(?P<name>[^;\s]+);\s*(?P<type>[^;]*?);\s*(?P<count>\d+);")
-_HOLDERS = re.compile(r"\s+(?P<count>\d+) (?P<kind>\w+)By:")
-_HOLDER = re.compile(r"\s+(?P<user>[^@\s]+)@(?P<host>\S+) #(?P<count>\d+)")
+# Indentation varies between versions (and is lost by some copies): none is required.
+_MODULE = re.compile(r"\s*(?P<name>[^;\s]+);\s*(?P<type>[^;]*?);\s*(?P<count>\d+);")
+_HOLDERS = re.compile(r"\s*(?P<count>\d+) (?P<kind>\w+)By:")
+_HOLDER = re.compile(r"\s*(?P<user>[^@\s]+)@(?P<host>\S+) #(?P<count>\d+)")
 _ERROR = re.compile(r"^.*(?:OlComm \d+|error|cannot|failed).*$", re.IGNORECASE | re.MULTILINE)
 
 

@@ -176,3 +176,28 @@ def test_lsdyna_without_a_queue_column_and_with_a_permanent_expiration() -> None
         "LS-DYNA_971": usage(32, 4),
         "LS-PREPOST": usage(2, 1, ("bob", "ws-2", 1)),
     }
+
+
+def test_dsls_columns_are_found_by_name_whatever_their_order_case_and_prefix() -> None:
+    """No Editor columns, InUse spelt differently, the header after a prompt: HPC's two license
+    entries add up (64 + 16), each entry's InUse counted once; carol is queued."""
+    result = parse("dsls", read("dslicsrv_other_columns.txt"))
+    assert result.features == {
+        "HPC": usage(80, 24, ("alice", "node01", 16), ("bob", "node02", 8)),
+        "VIEW": usage(3, 1, ("dave", "ws-4", 1)),
+    }
+
+
+@pytest.mark.parametrize("indent", ["flush", "tab"])
+@pytest.mark.parametrize(
+    ("server_type", "sample"),
+    [sample for sample in SAMPLES if sample.values[0] != "lsdyna"],  # lstc_qrun is columnar
+)
+def test_indentation_does_not_matter(server_type: str, sample: str, indent: str) -> None:
+    """Versions (and copies pasted into tickets) indent differently, or not at all."""
+    lines = (REAL / sample).read_text(encoding="utf-8").split("\n")
+    if indent == "flush":
+        text = "\n".join(line.lstrip() for line in lines)
+    else:
+        text = "\n".join("\t" + line for line in lines)
+    assert parse(server_type, text).features == expected(sample)
