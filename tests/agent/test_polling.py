@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from agent.polling import PollResult, poll_all, poll_configuration
 from devstack.simulator import Simulator
 
 TIMEOUT = 2.0
+CLASSES = Path(__file__).parent / "data" / "classes"
 
 
 def configuration(
@@ -184,3 +186,43 @@ def test_configurations_naming_the_same_servers_share_one_poll(simulator: Simula
 
     assert [r.configuration["name"] for r in results] == ["short-grace", "long-grace"]
     assert results[0].features is results[1].features
+
+
+def saved_output_tool(tmp_path: Path, output: bytes) -> str:
+    """A license-server tool that prints a saved output (a server printing what a site's does)."""
+    saved = tmp_path / "output.bin"
+    saved.write_bytes(output)
+    tool = tmp_path / "lmutil"
+    tool.write_text(f"#!/bin/sh\nexec cat {saved}\n")
+    tool.chmod(0o755)
+    return str(tool)
+
+
+def test_a_tool_writing_utf16_is_read_and_inconsistent_figures_are_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = (CLASSES / "lmstat_inconsistent.txt").read_text().replace("\n", "\r\n")
+    tool = saved_output_tool(tmp_path, text.encode("utf-16"))
+
+    result = poll_configuration(configuration("flexlm", "lic1:27000"), lambda _: tool, TIMEOUT)
+
+    assert result.status == "ok"
+    assert {name: (u.total, u.used) for name, u in (result.features or {}).items()} == {
+        "overbooked": (4, 6),
+        "stale": (10, 5),
+        "fine": (10, 3),
+    }
+    warnings = [r.getMessage() for r in caplog.records if "inconsistent figures" in r.getMessage()]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("license server lic1:27000 (flexlm): inconsistent figures: ")
+
+
+def test_an_error_for_one_feature_is_kept_with_the_poll(tmp_path: Path) -> None:
+    output = (CLASSES / "lmstat_several_vendors.txt").read_bytes()
+    tool = saved_output_tool(tmp_path, output)
+
+    result = poll_configuration(configuration("flexlm", "lic1:27000"), lambda _: tool, TIMEOUT)
+
+    assert result.usage("starccm") is not None
+    assert result.usage("matlab") is None
+    assert result.feature_error("matlab") == "Error: 50 licenses, unsupported by licensed server"
