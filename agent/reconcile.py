@@ -559,11 +559,15 @@ def reservation_targets(
 
 def pool_total_of(usage: FeatureUsage | None, feature: Mapping[str, Any]) -> int | None:
     """The pool's total as the booking rule counts it: what we just read, or less when the API
-    holds less (another member of the pool reported a lower total). None when not read."""
+    holds less from a good report (another member of the pool reported a lower total). A
+    feature never reported, or last reported unreadable, has no total in the API to go by (its
+    0 is no figure). None when not read."""
     if usage is None:
         return None
     api_total = feature.get("total")
-    return min(usage.total, api_total) if isinstance(api_total, int) else usage.total
+    if feature.get("report_status") != REPORT_OK or not isinstance(api_total, int):
+        return usage.total
+    return min(usage.total, api_total)
 
 
 TOTALS_FILE = "slurm-totals.json"

@@ -23,6 +23,7 @@ from agent.api import ApiClient
 from agent.config import AgentConfig
 from agent.kept_outputs import KEPT_OUTPUTS
 from agent.lock import exclusive_lock
+from agent.parsers import FeatureUsage
 from agent.simulator.formats import GARBAGE
 from agent.slurm import Slurm, SlurmJob, SlurmLicense
 from devstack.catalog import add_configuration
@@ -239,6 +240,23 @@ def test_a_slurm_total_above_the_pools_is_held_back_so_slurm_starts_what_the_api
         )
     else:
         assert not slurm_would_start or api_would_grant
+
+
+@pytest.mark.parametrize(
+    ("feature", "expected"),
+    [
+        ({"total": 8, "report_status": "ok"}, 8),  # another member reported fewer: the API's
+        ({"total": 20, "report_status": "ok"}, 12),  # the API holds more: what we read
+        ({"total": 0, "report_status": None}, 12),  # never reported: 0 is no figure
+        ({"total": 0, "report_status": "unparsable"}, 12),
+    ],
+    ids=["api-lower", "api-higher", "never-reported", "last-unparsable"],
+)
+def test_the_pool_total_is_the_lower_of_what_was_read_and_a_good_report(
+    feature: dict[str, Any], expected: int
+) -> None:
+    assert reconcile.pool_total_of(FeatureUsage(12, 3), feature) == expected
+    assert reconcile.pool_total_of(None, feature) is None
 
 
 def test_a_totals_mismatch_is_warned_once_per_change(
