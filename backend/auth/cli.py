@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -74,10 +75,8 @@ def create_command(
 ) -> None:
     """Create a client and print its id and secret (the secret is shown only once)."""
     names = permission_names(permissions, more_permissions)
-    try:
+    with click_errors(ClientError, UnknownPermissionError):
         created = create_client(db.session, name=name, permissions=names, client_id=client_id)
-    except (ClientError, UnknownPermissionError) as error:
-        raise click.ClickException(str(error)) from None
     if as_json:
         click.echo(
             json.dumps({"client_id": created.client_id, "client_secret": created.client_secret})
@@ -108,11 +107,18 @@ def list_command(as_json: bool) -> None:
 @click.argument("client_id")
 def delete_command(client_id: str) -> None:
     """Delete a client; tokens it already holds stay valid until they expire."""
-    try:
+    with click_errors(ClientError):
         delete_client(db.session, client_id)
-    except ClientError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(f"deleted client {client_id}")
+
+
+@contextmanager
+def click_errors(*errors: type[Exception]) -> Iterator[None]:
+    """The refusals `errors` stand for, as click's one-line error (exit status 1)."""
+    try:
+        yield
+    except errors as error:
+        raise click.ClickException(str(error)) from None
 
 
 def read_password(confirm: bool) -> str:
@@ -133,10 +139,8 @@ def create_user_command(
 ) -> None:
     """Create a person; the password is prompted for, or read from stdin's first line."""
     names = permission_names(permissions, more_permissions)
-    try:
+    with click_errors(PersonError, UnknownPermissionError):
         create_person(db.session, name=name, password=read_password(True), permissions=names)
-    except (PersonError, UnknownPermissionError) as error:
-        raise click.ClickException(str(error)) from None
     click.echo(f"created person {name}")
 
 
@@ -159,10 +163,8 @@ def list_users_command(as_json: bool) -> None:
 @click.argument("name")
 def delete_user_command(name: str) -> None:
     """Delete a person: their refresh tokens stop working; access tokens expire within the hour."""
-    try:
+    with click_errors(PersonError):
         delete_person(db.session, name)
-    except PersonError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(f"deleted person {name}")
 
 
@@ -170,8 +172,6 @@ def delete_user_command(name: str) -> None:
 @click.argument("name")
 def set_password_command(name: str) -> None:
     """Give a person a new password (prompted, or stdin's first line)."""
-    try:
+    with click_errors(PersonError):
         set_password(db.session, name, read_password(True))
-    except PersonError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(f"changed the password of {name}")

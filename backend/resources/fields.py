@@ -35,6 +35,22 @@ class Text(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
+class SlurmJobId(fields.String):
+    """A Slurm job id as SLURM_JOB_ID gives it: plain ids, array tasks (123_4) and heterogeneous
+    components (123+0)."""
+
+    PATTERN = r"^[0-9A-Za-z_.+-]{1,64}$"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {"example": "123"})
+        super().__init__(
+            validate=validate.Regexp(
+                self.PATTERN, error="Not a Slurm job id (1-64 of 0-9 A-Z a-z _ . + -)."
+            ),
+            **kwargs,
+        )
+
+
 class BoundedInteger(fields.Integer):
     """A JSON integer (no strings, floats or booleans) between `minimum` and 2**31-1."""
 

@@ -16,8 +16,8 @@ from backend.extensions import db
 from backend.models import Booking, Feature, Job
 from backend.resources.blueprint import Blueprint
 from backend.resources.bookings import booking_view
+from backend.resources.fields import SlurmJobId
 from backend.resources.jobs.schemas import (
-    SLURM_JOB_ID_PATTERN,
     JobCreatedSchema,
     JobCreateSchema,
     JobSchema,
@@ -93,7 +93,7 @@ def _own_job_by_slurm_id(slurm_job_id: str) -> Job:
     # An id no job can have (NUL bytes, ...) is not found; PostgreSQL would refuse to compare it.
     job = (
         db.session.scalar(_jobs(cluster).where(Job.slurm_job_id == slurm_job_id))
-        if re.fullmatch(SLURM_JOB_ID_PATTERN, slurm_job_id)
+        if re.fullmatch(SlurmJobId.PATTERN, slurm_job_id)
         else None
     )
     if job is None:

@@ -4,11 +4,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from backend.booking import split_product_feature
 from backend.resources.bookings.schemas import BookingSchema, Quantity
-from backend.resources.fields import Text, refuse_unstorable
+from backend.resources.fields import SlurmJobId, Text, refuse_unstorable
 
 MAX_BOOKINGS_PER_JOB = 100
-# Plain ids, array tasks (123_4) and heterogeneous components (123+0).
-SLURM_JOB_ID_PATTERN = r"^[0-9A-Za-z_.+-]{1,64}$"
 
 
 def _valid_product_feature(value: str) -> None:
@@ -30,13 +28,7 @@ class BookingRequestSchema(Schema):
 
 
 class JobCreateSchema(Schema):
-    slurm_job_id = fields.String(
-        required=True,
-        validate=validate.Regexp(
-            SLURM_JOB_ID_PATTERN, error="Not a Slurm job id (1-64 of 0-9 A-Z a-z _ . + -)."
-        ),
-        metadata={"example": "123"},
-    )
+    slurm_job_id = SlurmJobId(required=True)
     cluster_client_id = Text(
         metadata={
             "description": "The job's cluster; the token's cluster when absent.",

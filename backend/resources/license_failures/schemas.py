@@ -3,8 +3,7 @@
 from marshmallow import Schema, fields, validate
 
 from backend.models import LICENSE_FAILURE_ACTIONS
-from backend.resources.fields import Count, Text, refuse_unstorable
-from backend.resources.jobs.schemas import SLURM_JOB_ID_PATTERN
+from backend.resources.fields import Count, SlurmJobId, Text, refuse_unstorable
 
 MAX_REASON_LENGTH = 2000
 
@@ -24,13 +23,7 @@ def _action(**kwargs) -> fields.String:
 
 
 class LicenseFailureCreateSchema(Schema):
-    slurm_job_id = fields.String(
-        required=True,
-        validate=validate.Regexp(
-            SLURM_JOB_ID_PATTERN, error="Not a Slurm job id (1-64 of 0-9 A-Z a-z _ . + -)."
-        ),
-        metadata={"example": "123"},
-    )
+    slurm_job_id = SlurmJobId(required=True)
     cluster_client_id = Text(
         metadata={"description": "The job's cluster; the token's cluster when absent."}
     )
@@ -70,5 +63,5 @@ class LicenseFailureSchema(Schema):
 class LicenseFailureFilterSchema(Schema):
     """Exact filters on top of search/sort: the agent counts one job's requeues with them."""
 
-    slurm_job_id = fields.String(validate=validate.Regexp(SLURM_JOB_ID_PATTERN))
+    slurm_job_id = SlurmJobId()
     action = _action()
