@@ -258,10 +258,11 @@ def reserve_without_api(
     target = reserve_for(server_used, slurm_license, bookings, desktop_reserved, pool_total)
     if server_used is None or last is None:
         return replace(target, explanation=f"{target.explanation} (API unreachable)")
-    if last.server_used is None:  # the server was unreadable then: everything stayed held back
-        floor = last.reserve
-    else:
-        floor = last.reserve - max(0, last.server_used - server_used)
+    # A server unreadable at the last cycle had everything held back: Slurm has started no job
+    # on this license since, and the formula alone knows every job it runs (no floor).
+    floor = (
+        0 if last.server_used is None else last.reserve - max(0, last.server_used - server_used)
+    )
     reserve = min(max(target.reserve, floor, 0), slurm_license.total)
     return LicenseTarget(
         reserve,

@@ -147,6 +147,7 @@ def _checkout(state: State, args: argparse.Namespace) -> None:
 
 
 def _checkin(state: State, args: argparse.Namespace) -> None:
+    """Check in every matching checkout, or only one of `--count` licenses (a job's own)."""
     server = _server(state, args.server)
 
     def matches(checkout: dict) -> bool:
@@ -154,12 +155,14 @@ def _checkin(state: State, args: argparse.Namespace) -> None:
             checkout["user"] == args.user
             and args.feature in (None, checkout["feature"])
             and args.host in (None, checkout["host"])
+            and args.count in (None, checkout["count"])
         )
 
-    kept = [checkout for checkout in server["checkouts"] if not matches(checkout)]
-    if len(kept) == len(server["checkouts"]):
+    found = [index for index, checkout in enumerate(server["checkouts"]) if matches(checkout)]
+    if not found:
         raise SimulatorError(f"no matching checkout of {args.user} on {args.server[0]}")
-    server["checkouts"] = kept
+    dropped = set(found[:1] if args.count is not None else found)
+    server["checkouts"] = [c for i, c in enumerate(server["checkouts"]) if i not in dropped]
 
 
 def _fault(state: State, args: argparse.Namespace) -> None:
@@ -251,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("feature", nargs="?", type=_pattern_type(_FEATURE_NAME, "feature name"))
     sub.add_argument("--user", required=True, type=_pattern_type(_USER, "user"))
     sub.add_argument("--host", type=_host)
+    sub.add_argument(
+        "--count", type=_count(1), help="check in one checkout of exactly this many licenses"
+    )
     sub = command("fault", "make the server misbehave (or behave again with none)")
     server_option(sub)
     sub.add_argument("fault", choices=FAULTS)

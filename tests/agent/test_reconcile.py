@@ -311,6 +311,14 @@ def test_without_the_api_the_reservation_follows_the_server_but_never_drops_belo
     assert "API unreachable" in target.explanation
 
 
+def test_without_the_api_a_server_unreadable_at_the_last_cycle_is_sized_by_the_formula() -> None:
+    """Everything was held back then: Slurm started nothing since, no floor is needed."""
+    license_ = SlurmLicense(ABAQUS, total=10, used=2, reserved=10)
+    last = reconcile.HeldBack(reserve=10, server_used=None)
+
+    assert reconcile.reserve_without_api(3, license_, 2, 0, last).reserve == 3
+
+
 def test_without_the_api_an_unreadable_server_still_reserves_everything() -> None:
     license_ = SlurmLicense(ABAQUS, total=10, used=0, reserved=0)
     last = reconcile.HeldBack(reserve=3, server_used=3)

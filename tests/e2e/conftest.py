@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from devstack.stack import Pool, Stack
+from tests.e2e.licensed import Ledger
 
 PoolFactory = Callable[..., Pool]
 _pool_numbers = itertools.count(1)
@@ -49,11 +50,28 @@ def stack(whole_stack: Stack) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def new_pool(stack: Stack, request: pytest.FixtureRequest) -> PoolFactory:
-    """Make a license pool only this test uses: `new_pool(total, reserved=..., mirrors=...)`."""
+def ledger(stack: Stack) -> Iterator[Ledger]:
+    """Licensed jobs (`ledger.submit`, `ledger.submit_held`) and, for every pool of the test,
+    the rule it must keep throughout: outside use + Slurm's running jobs <= the server's total,
+    and no job's checkout denied."""
+    watch = Ledger(stack)
+    watch.start()
+    yield watch
+    watch.stop()
+    assert watch.samples > 0 or not watch.pools, "the ledger could not check anything"
+    assert watch.violations == [], "more tokens in use than the server has"
+    assert watch.denied() == [], "jobs whose checkout the license server denied"
+
+
+@pytest.fixture
+def new_pool(stack: Stack, ledger: Ledger, request: pytest.FixtureRequest) -> PoolFactory:
+    """Make a license pool only this test uses: `new_pool(total, reserved=..., mirrors=...)`;
+    the ledger watches it."""
 
     def make(total: int, product: str = "abaqus", **settings: Any) -> Pool:
         feature = f"{request.node.name.removeprefix('test_')[:40]}_{next(_pool_numbers)}"
-        return stack.add_pool(product, feature, total, **settings)
+        pool = stack.add_pool(product, feature, total, **settings)
+        ledger.pools.append(pool)
+        return pool
 
     return make

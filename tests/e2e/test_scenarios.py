@@ -16,6 +16,7 @@ from agent.config import AgentConfig
 from devstack.processes import wait_for
 from devstack.stack import ApiSession, Pool, Stack
 from lm_common.facts import AGENT_PERMISSIONS
+from tests.e2e.licensed import Ledger
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm]
 
@@ -51,10 +52,11 @@ def wait_refused_at_least(stack: Stack, job_id: int, times: int) -> None:
 
 
 def test_job_is_booked_while_it_runs_and_released_by_its_epilog(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     pool = new_pool(5)
-    job = stack.slurm.submit_held(licenses={pool.slurm_license: 2})
+    # It checks its tokens out only once released: its booking is what holds them till then.
+    job = ledger.submit_held(pool, 2, checkout_on_release=True)
     stack.slurm.wait_for_job(job.job_id, "RUNNING")
 
     record = stack.api_job(job.job_id)
@@ -73,15 +75,15 @@ def test_job_is_booked_while_it_runs_and_released_by_its_epilog(
 
 
 def test_desktop_checkouts_are_reserved_and_jobs_wait_until_checked_in(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     pool = new_pool(10)
     stack.simulator.checkout(pool.servers[0], pool.feature, DESKTOP, "ws12", 4)
     wait_reserved(stack, pool.slurm_license, 4)
 
-    job_id = stack.slurm.submit("true", licenses={pool.slurm_license: 7})
+    job_id = ledger.submit(pool, 7)
     assert stack.slurm.wait_for_reason(job_id) == "Licenses"
-    fits = stack.slurm.submit("true", licenses={pool.slurm_license: 6})
+    fits = ledger.submit(pool, 6)
     stack.slurm.wait_for_job(fits, "COMPLETED", timeout=CYCLES)
     assert stack.slurm.job_status(job_id) == ("PENDING", "Licenses")
 
@@ -94,7 +96,7 @@ def test_desktop_checkouts_are_reserved_and_jobs_wait_until_checked_in(
 
 
 def test_two_jobs_racing_for_the_last_tokens_one_is_granted_the_other_waits_its_turn(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     pool = new_pool(4, grace_time=3600)
     other = other_cluster(stack, "race", pool, total=4)
@@ -104,8 +106,8 @@ def test_two_jobs_racing_for_the_last_tokens_one_is_granted_the_other_waits_its_
     other.call("POST", "/lm/jobs", json=other_job(pool.product_feature, 2))
     assert stack.slurm.license_usage()[pool.slurm_license]["Reserved"] == 0
 
-    first = stack.slurm.submit_held(licenses={pool.slurm_license: 2})
-    second = stack.slurm.submit_held(licenses={pool.slurm_license: 2})
+    first = ledger.submit_held(pool, 2)
+    second = ledger.submit_held(pool, 2)
 
     def one_running_one_requeued() -> tuple[int, int] | None:
         states = {job.job_id: stack.slurm.job_state(job.job_id) for job in (first, second)}
@@ -129,15 +131,15 @@ def test_two_jobs_racing_for_the_last_tokens_one_is_granted_the_other_waits_its_
 
 
 def test_desktop_reserved_tokens_are_never_given_to_jobs(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     pool = new_pool(4, reserved=1)
     # The reservation keeps the desktops' share out of Slurm's reach: the job is not even tried.
     wait_reserved(stack, pool.slurm_license, 1)
-    greedy = stack.slurm.submit("true", licenses={pool.slurm_license: 4})
+    greedy = ledger.submit(pool, 4)
     assert stack.slurm.wait_for_reason(greedy) == "Licenses"
 
-    modest = stack.slurm.submit("true", licenses={pool.slurm_license: 3})
+    modest = ledger.submit(pool, 3)
     stack.slurm.wait_for_job(modest, "COMPLETED", timeout=CYCLES)
     assert stack.slurm.job_status(greedy) == ("PENDING", "Licenses")
     assert stack.slurm.job_restarts(greedy) == 0
@@ -145,7 +147,7 @@ def test_desktop_reserved_tokens_are_never_given_to_jobs(
 
 
 def test_the_prolog_refuses_desktop_reserved_tokens_even_when_slurm_offers_them(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     """Between two reconcile runs Slurm may not know the share yet: the booking rule holds it."""
     pool = new_pool(4, reserved=1)
@@ -155,19 +157,19 @@ def test_the_prolog_refuses_desktop_reserved_tokens_even_when_slurm_offers_them(
     stack.slurm.run(
         "scontrol", "delete", f"reservationname={AgentConfig.reservation_name}", check=False
     )
-    greedy = stack.slurm.submit("true", licenses={pool.slurm_license: 4})
+    greedy = ledger.submit(pool, 4)
     wait_refused_at_least(stack, greedy, 1)
     assert stack.api_job(greedy) is None
     assert agent_log_lines(stack, f"job {greedy} refused")
 
 
 def test_unreachable_license_server_is_fully_reserved_until_it_comes_back(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     pool = new_pool(6)
     stack.simulator.fault(pool.servers[0], "down")
     wait_reserved(stack, pool.slurm_license, 6)
-    job_id = stack.slurm.submit("true", licenses={pool.slurm_license: 1})
+    job_id = ledger.submit(pool, 1)
     assert stack.slurm.wait_for_reason(job_id) == "Licenses"
 
     stack.simulator.fault(pool.servers[0], "none")
@@ -197,7 +199,7 @@ def test_a_slurm_total_above_the_servers_starts_no_job_the_prolog_refuses(
 
 
 def test_a_mirror_answers_when_the_first_server_is_down(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     pool = new_pool(6, mirrors=2)
     stack.simulator.fault(pool.servers[0], "down")
@@ -209,7 +211,7 @@ def test_a_mirror_answers_when_the_first_server_is_down(
     )
     assert stack.feature(pool)["report_status"] == "ok"
     assert stack.reserved(pool) == 0
-    job_id = stack.slurm.submit("true", licenses={pool.slurm_license: 6})
+    job_id = ledger.submit(pool, 6)
     stack.slurm.wait_for_job(job_id, "COMPLETED", timeout=CYCLES)
     assert stack.slurm.job_restarts(job_id) == 0
 
@@ -243,15 +245,110 @@ def test_a_job_that_never_checks_out_keeps_its_booking_past_the_grace_time_until
     job.release()
 
 
+def test_a_job_still_starting_up_keeps_its_tokens_past_the_grace_time_until_its_checkout(
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
+) -> None:
+    grace_time = 1
+    pool = new_pool(4, grace_time=grace_time)
+    # A solver reading its input: it checks its 3 tokens out only once released.
+    starting = ledger.submit_held(pool, 3, checkout_on_release=True)
+    stack.slurm.wait_for_job(starting.job_id, "RUNNING")
+    record = stack.api_job(starting.job_id)
+    assert record is not None
+    booked_at = datetime.fromisoformat(record["bookings"][0]["created_at"])
+    past_grace = grace_time + 3 * stack.reconcile_interval
+    wait_for(
+        lambda: (datetime.now(UTC) - booked_at).total_seconds() > past_grace,
+        CYCLES,
+        "a few reconcile cycles past the grace time",
+    )
+    assert stack.api_job(starting.job_id)["bookings"], "the booking outlives the grace time"
+
+    # Its tokens stay out of other jobs' reach: 1 is left, a job of 2 waits.
+    waiting = ledger.submit(pool, 2)
+    assert stack.slurm.wait_for_reason(waiting) == "Licenses"
+
+    starting.release()  # it checks out, works, checks in and ends
+    stack.slurm.wait_for_job(starting.job_id, "COMPLETED", timeout=CYCLES)
+    stack.slurm.wait_for_job(waiting, "COMPLETED", timeout=CYCLES)
+    assert stack.slurm.job_restarts(waiting) == 0
+
+
+def test_a_job_that_checks_out_frees_its_booking_at_the_next_cycle(
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
+) -> None:
+    pool = new_pool(4, grace_time=3600)
+    job = ledger.submit_held(pool, 3)  # checks its tokens out as soon as it starts
+
+    wait_for(
+        lambda: (found := stack.api_job(job.job_id)) is not None and not found["bookings"],
+        CYCLES,
+        "reconcile to see the checkout and delete the booking",
+    )
+    assert agent_log_lines(stack, f"booking of job {job.job_id} deleted", "checked out 3")
+    assert stack.feature(pool)["used"] == 3
+    job.release()
+    stack.slurm.wait_for_job(job.job_id, "COMPLETED")
+
+
+def test_after_an_api_outage_no_booking_is_granted_on_figures_from_before_it(
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
+) -> None:
+    pool = new_pool(10)
+    server = pool.servers[0]
+    stack.simulator.checkout(server, pool.feature, DESKTOP, "ws12", 2)
+    wait_reserved(stack, pool.slurm_license, 2)
+    before = stack.feature(pool)
+    assert before["used"] == 2
+
+    stack.api.stop()
+    # Desktops take 5 more meanwhile: the agent, without the API, still follows the server.
+    stack.simulator.checkout(server, pool.feature, "desktop08", "ws13", 5)
+    wait_reserved(stack, pool.slurm_license, 7)
+    assert agent_log_lines(stack, "reconcile ran degraded")
+    # Longer than the 3 reconcile intervals a report is trusted for.
+    wait_for(
+        lambda: (
+            (datetime.now(UTC) - datetime.fromisoformat(before["reported_at"])).total_seconds()
+            > 4 * stack.reconcile_interval
+        ),
+        CYCLES,
+        "an outage longer than a report stays fresh",
+    )
+
+    stack.api.start()
+    # A prolog in the first moment: the API still holds 2 used (old figures, now stale).
+    agent = ApiSession(stack.api.url, stack.agent_client)
+    first = agent.request("POST", "/lm/jobs", json={
+        "slurm_job_id": "990001", "username": "root", "lead_host": stack.slurm.node_name,
+        "bookings": [{"product_feature": pool.product_feature, "quantity": 4}],
+    })  # fmt: skip
+    assert first.status == 409, "granted on figures from before the outage"
+    refusal = first.body["errors"][pool.product_feature]
+    assert "stale" in refusal.get("reason", "") or refusal.get("available") == 3
+
+    # Once the agent reported again: 3 fit, a fourth waits.
+    wait_for(
+        lambda: agent_log_lines(stack, "API reachable again: caught up"),
+        CYCLES,
+        "the agent to catch up",
+    )
+    assert stack.feature(pool)["used"] == 7
+    fits = ledger.submit(pool, 3)
+    stack.slurm.wait_for_job(fits, "COMPLETED", timeout=CYCLES)
+    too_many = ledger.submit(pool, 4)
+    assert stack.slurm.wait_for_reason(too_many) == "Licenses"
+
+
 def test_bookings_of_another_cluster_on_the_same_pool_shrink_this_clusters_share(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     pool = new_pool(8, grace_time=3600)
     other = other_cluster(stack, "shared", pool, total=8)
     booked = other.call("POST", "/lm/jobs", json=other_job(pool.product_feature, 3))
     wait_reserved(stack, pool.slurm_license, 3)
 
-    job_id = stack.slurm.submit("true", licenses={pool.slurm_license: 6})
+    job_id = ledger.submit(pool, 6)
     assert stack.slurm.wait_for_reason(job_id) == "Licenses"
 
     other.call("DELETE", f"/lm/jobs/{booked['id']}")
@@ -260,11 +357,11 @@ def test_bookings_of_another_cluster_on_the_same_pool_shrink_this_clusters_share
 
 
 def test_api_down_requeues_jobs_by_default_and_they_run_once_it_is_back(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     pool = new_pool(4)
     stack.api.stop()
-    job_id = stack.slurm.submit("true", licenses={pool.slurm_license: 1})
+    job_id = ledger.submit(pool, 1)
     wait_refused_at_least(stack, job_id, 1)
     assert agent_log_lines(stack, f"job {job_id} requeued unchecked")
 
@@ -273,12 +370,12 @@ def test_api_down_requeues_jobs_by_default_and_they_run_once_it_is_back(
 
 
 def test_api_down_with_policy_allow_lets_jobs_start_unchecked(
-    stack: Stack, new_pool: PoolFactory
+    stack: Stack, new_pool: PoolFactory, ledger: Ledger
 ) -> None:
     pool = new_pool(4)
     stack.write_agent_config(prolog_api_unreachable="allow")
     stack.api.stop()
-    job_id = stack.slurm.submit("true", licenses={pool.slurm_license: 1})
+    job_id = ledger.submit(pool, 1)
     stack.slurm.wait_for_job(job_id, "COMPLETED", timeout=CYCLES)
     assert stack.slurm.job_restarts(job_id) == 0
     assert agent_log_lines(stack, f"job {job_id} allowed unchecked")
