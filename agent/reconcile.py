@@ -260,9 +260,7 @@ def reserve_without_api(
         return replace(target, explanation=f"{target.explanation} (API unreachable)")
     # A server unreadable at the last cycle had everything held back: Slurm has started no job
     # on this license since, and the formula alone knows every job it runs (no floor).
-    floor = (
-        0 if last.server_used is None else last.reserve - max(0, last.server_used - server_used)
-    )
+    floor = 0 if last.server_used is None else last.reserve - max(0, last.server_used - server_used)
     reserve = min(max(target.reserve, floor, 0), slurm_license.total)
     return LicenseTarget(
         reserve,
