@@ -155,16 +155,16 @@ def test_checkin_of_a_user_on_one_host_keeps_their_other_checkouts(sim: Simulato
 
 def test_checkin_of_a_count_returns_one_checkout_of_that_size(sim: Simulator) -> None:
     """Two jobs of one user on one node: each job's exit checks in only its own licenses."""
-    address = sim.server("flexlm")
-    sim.feature(address, "abaqus", 10)
+    address = sim.add_server("flexlm", ADDRESS)
+    sim.add_feature(address, "abaqus", 10)
     for count in (2, 3, 2):
-        assert sim.checkout(address, "abaqus", "alice", "node01", count) == 0
+        sim.checkout(address, "abaqus", "alice", "node01", count)
 
     checkin = ("checkin", "--server", address, "abaqus", "--user", "alice", "--host", "node01")
-    assert sim.cli(*checkin, "--count", "2") == 0
-    remaining = json.loads(sim.state.read_text())["servers"][0]["checkouts"]
+    assert sim.command(*checkin, "--count", "2") == 0
+    remaining = json.loads(sim.state_file.read_text())["servers"][0]["checkouts"]
     assert sorted(c["count"] for c in remaining) == [2, 3]
-    assert sim.cli(*checkin, "--count", "4") == 2, "no checkout of 4"
+    assert sim.command(*checkin, "--count", "4") == 2, "no checkout of 4"
 
 
 @pytest.mark.parametrize("server_type", SERVER_TYPES)
