@@ -175,8 +175,8 @@ def _slurm_licenses(options: argparse.Namespace) -> int:
 
 
 def _parse(options: argparse.Namespace) -> int:
-    """Print the usage a saved output shows as JSON: {"features": {...}}, plus "unreadable"
-    (features printed with an error) and "warnings" (figures read conservatively) when any."""
+    """Print the usage a saved output shows as JSON on stdout, {"features": {...}}; features
+    the output prints an error for, and figures read conservatively, are one stderr line each."""
     import json
     from dataclasses import asdict
 
@@ -196,12 +196,10 @@ def _parse(options: argparse.Namespace) -> int:
     except ServerUnreadable as error:
         print(f"lm-agent parse: server unreadable: {error}", file=sys.stderr)
         return SERVER_UNREADABLE
-    printed: dict[str, object] = {
-        "features": {name: asdict(feature) for name, feature in usage.features.items()}
-    }
-    if usage.unreadable:
-        printed["unreadable"] = usage.unreadable
-    if usage.warnings:
-        printed["warnings"] = usage.warnings
-    print(json.dumps(printed))
+    for name, error in usage.unreadable.items():
+        print(f"lm-agent parse: {name} unreadable: {error}", file=sys.stderr)
+    for warning in usage.warnings:
+        print(f"lm-agent parse: inconsistent figures: {warning}", file=sys.stderr)
+    features = {name: asdict(feature) for name, feature in usage.features.items()}
+    print(json.dumps({"features": features}))
     return 0

@@ -121,3 +121,36 @@ def test_reconcile_loop_repeats_every_stat_interval_survives_failures_and_stops_
         if loop.poll() is None:
             loop.kill()
     assert log_file.read_text().splitlines()[-1].endswith("stopped")
+
+
+def test_parse_names_unreadable_features_and_inconsistent_figures_on_stderr() -> None:
+    classes = SAMPLES.parent / "classes"
+    vendors = run_agent(
+        "parse", "--type", "flexlm", str(classes / "lmstat_several_vendors.txt"), env={}
+    )
+    assert vendors.returncode == 0
+    assert set(json.loads(vendors.stdout)) == {"features"}
+    assert vendors.stderr.splitlines() == [
+        "lm-agent parse: MATLAB unreadable: Error: 50 licenses, unsupported by licensed server",
+        "lm-agent parse: Simulink unreadable: Error: 20 licenses, unsupported by licensed server",
+    ]
+
+    inconsistent = run_agent(
+        "parse", "--type", "flexlm", str(classes / "lmstat_inconsistent.txt"), env={}
+    )
+    assert json.loads(inconsistent.stdout)["features"]["stale"]["used"] == 5
+    assert inconsistent.stderr.startswith("lm-agent parse: inconsistent figures: overbooked: ")
+
+
+def test_parse_reads_utf16_and_the_outputs_the_agent_kept(tmp_path: Path) -> None:
+    sample = (SAMPLES / "rlmstat_a_p.txt").read_text()
+    utf16 = tmp_path / "rlmstat-utf16.txt"
+    utf16.write_bytes(sample.replace("\n", "\r\n").encode("utf-16"))
+    kept = tmp_path / "kept.txt"
+    kept.write_bytes(b"# command: /opt/rlm/rlmutil rlmstat -c 5053@lic -a -p\n" + sample.encode())
+
+    for saved in (utf16, kept):
+        result = run_agent("parse", "--type", "rlm", str(saved), env={})
+        assert json.loads(result.stdout) == {
+            "features": as_printed(EXPECTED["rlmstat_a_p.txt"]["features"])
+        }
