@@ -1,4 +1,5 @@
-"""Shared fixtures: a real, throw-away PostgreSQL cluster for the whole test session; markers."""
+"""Shared fixtures: a real, throw-away PostgreSQL cluster and the live API for the whole test
+session, a real single-node Slurm; markers."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from agent.api import ApiClient
+from backend import create_app
+from backend.settings import Settings
+from devstack.api import ApiServer
 from devstack.postgres import PostgresCluster
 from devstack.processes import free_port
 from devstack.slurm import SlurmCluster
+from lm_common.facts import ADMIN_PERMISSION
+from tests.live_api import LiveApi, client_config
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +40,46 @@ def postgres() -> Iterator[PostgresCluster]:
 def database_url(postgres: PostgresCluster) -> str:
     """An empty database for the backend tests (migrations are applied by the app fixture)."""
     return postgres.ensure_database("lm_test")
+
+
+@pytest.fixture(scope="session")
+def api_server(
+    postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveApi]:
+    """The API under gunicorn on its own database for the session (tests.live_api)."""
+    state_dir = tmp_path_factory.mktemp("lm-live-api")
+    access_log = state_dir / "access.log"
+    access_options = f"--access-logfile {access_log} --access-logformat '%(m)s %(U)s %(s)s'"
+    server = ApiServer(
+        state_dir=state_dir,
+        database_url=postgres.ensure_database("lm_live_api"),
+        port=free_port(),
+        # Many tests log in within a minute from 127.0.0.1; tests/backend checks the limit.
+        extra_env={"GUNICORN_CMD_ARGS": access_options, "LM_LOGIN_RATE_LIMIT": "1000 per minute"},
+    )
+    server.migrate()
+    admin = server.create_client("tests-admin", [ADMIN_PERMISSION])
+    server.start()
+    try:
+        yield LiveApi(
+            server=server,
+            app=create_app(
+                Settings.from_env(database_url=server.database_url, public_url=server.url)
+            ),
+            access_log=access_log,
+            state_dir=state_dir,
+            admin=ApiClient(client_config(server.url, admin, state_dir / "admin-cache")),
+        )
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_api(api_server: LiveApi) -> Iterator[LiveApi]:
+    """The live API with an empty access log, emptied of every row the test made afterwards."""
+    api_server.forget_requests()
+    yield api_server
+    api_server.empty()
 
 
 # A test needing one of these fixtures (directly or through others) gets the marker, and every

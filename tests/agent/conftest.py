@@ -1,118 +1,32 @@
-"""Agent fixtures: the real API under gunicorn, OAuth clients, agent.yaml files, `lm-agent` runs.
-
-The API is the production stack (gunicorn, built-in issuer, PostgreSQL); its access log shows
-which endpoints the agent really called, e.g. whether a prolog fetched a token.
-"""
+"""Agent fixtures: the cluster's OAuth client, agent.yaml files, `lm-agent` runs, simulated
+license servers. The API is tests/conftest.py's live API (tests.live_api)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import yaml
 
 from agent.api import ApiClient
-from agent.config import AgentConfig
-from devstack.api import ApiServer
 from devstack.catalog import add_configuration
-from devstack.postgres import PostgresCluster
-from devstack.processes import console_script, free_port
+from devstack.processes import console_script
 from devstack.simulator import Simulator
-from lm_common.facts import ADMIN_PERMISSION, AGENT_PERMISSIONS
+from lm_common.facts import AGENT_PERMISSIONS
+from tests.live_api import LiveApi, client_config
 
 LM_AGENT = console_script("lm-agent")
 WriteConfig = Callable[..., Path]
-CATALOG_TABLES = (
-    "bookings, jobs, features, products, license_servers, configurations, license_failures, "
-    "reconcile_leases"
-)
-
-
-@dataclass
-class LiveApi:
-    """The running API, an admin client for setting up data, and the access log."""
-
-    server: ApiServer
-    access_log: Path
-    database_url: str
-    state_dir: Path
-    admin: ApiClient
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def requests_seen(self) -> list[str]:
-        """`METHOD /path STATUS` of every request served so far, oldest first."""
-        if not self.access_log.exists():
-            return []
-        return [line.strip() for line in self.access_log.read_text().splitlines()]
-
-    def forget_requests(self) -> None:
-        self.access_log.write_text("")
-
-
-@pytest.fixture(scope="session")
-def api_server(
-    postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveApi]:
-    state_dir = tmp_path_factory.mktemp("lm-agent-api")
-    access_log = state_dir / "access.log"
-    access_options = f"--access-logfile {access_log} --access-logformat '%(m)s %(U)s %(s)s'"
-    server = ApiServer(
-        state_dir=state_dir,
-        database_url=postgres.ensure_database("lm_agent_test"),
-        port=free_port(),
-        extra_env={"GUNICORN_CMD_ARGS": access_options},
-    )
-    server.migrate()
-    admin = server.create_client("agent-tests-admin", [ADMIN_PERMISSION])
-    server.start()
-    try:
-        yield LiveApi(
-            server=server,
-            access_log=access_log,
-            database_url=server.database_url,
-            state_dir=state_dir,
-            admin=ApiClient(client_config(server.url, admin, state_dir / "admin-cache")),
-        )
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def cluster_client(api_server: LiveApi) -> dict[str, str]:
     """The OAuth client of cluster `cluster-a`'s agent, with the agent's permissions."""
     return api_server.server.create_client("cluster-a", AGENT_PERMISSIONS)
-
-
-@pytest.fixture
-def live_api(api_server: LiveApi) -> Iterator[LiveApi]:
-    """The API with an empty catalog and access log; emptied again after the test."""
-    api_server.forget_requests()
-    yield api_server
-    with psycopg.connect(api_server.database_url) as connection:
-        connection.execute(f"TRUNCATE {CATALOG_TABLES} RESTART IDENTITY CASCADE")
-
-
-def client_config(
-    url: str, client: Mapping[str, str], token_cache_dir: Path, **settings: Any
-) -> AgentConfig:
-    """Settings of an API client for `client` ({"client_id", "client_secret"})."""
-    return AgentConfig(
-        api_url=url,
-        client_id=client["client_id"],
-        client_secret=client["client_secret"],
-        oidc_issuer=url,
-        token_cache_dir=str(token_cache_dir),
-        **settings,
-    )
 
 
 def seed_pool(

@@ -15,7 +15,7 @@ import pytest
 
 from agent.api import ApiClient, ApiError, ApiUnreachable, TokenError
 from devstack.processes import free_port
-from tests.agent.conftest import LiveApi, client_config
+from tests.live_api import LiveApi, client_config
 
 
 @pytest.fixture

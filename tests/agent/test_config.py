@@ -10,7 +10,8 @@ import yaml
 
 from agent.config import AgentConfig, load_config
 from agent.reconcile import slurm_of
-from tests.agent.conftest import LiveApi, WriteConfig, hook, job_env, run_agent
+from tests.agent.conftest import WriteConfig, hook, job_env, run_agent
+from tests.live_api import LiveApi
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "agent.md"
 VALID = "api_url: http://127.0.0.1:8000\nclient_id: cluster-a\nclient_secret: s3cret\n"

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from devstack.processes import free_port
-from tests.agent.conftest import LiveApi, WriteConfig, job_env, run_agent
+from tests.agent.conftest import WriteConfig, job_env, run_agent
+from tests.live_api import LiveApi
 
 FLEXNET = "FlexNet Licensing error:-4,132. Licensed number of users already reached.\n"
 

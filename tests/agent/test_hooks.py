@@ -15,7 +15,8 @@ import psycopg
 import pytest
 
 from devstack.processes import free_port, wait_for
-from tests.agent.conftest import LiveApi, WriteConfig, hook, job_env, jobs_in_api, run_agent
+from tests.agent.conftest import WriteConfig, hook, job_env, jobs_in_api, run_agent
+from tests.live_api import LiveApi
 
 TOKEN_REQUEST = "POST /lm/oauth/token 200"
 SETUP_CFG = Path(__file__).resolve().parents[2] / "setup.cfg"

@@ -31,7 +31,8 @@ from devstack.processes import free_port, wait_for
 from devstack.simulator import Simulator
 from devstack.slurm import SlurmCluster
 from lm_common.facts import AGENT_PERMISSIONS, SERVER_TYPES
-from tests.agent.conftest import LM_AGENT, LiveApi, client_config, write_agent_yaml
+from tests.agent.conftest import LM_AGENT, write_agent_yaml
+from tests.live_api import LiveApi, client_config
 
 ABAQUS = "abaqus.abaqus@flexlm"  # 10 in the session's Slurm cluster
 ANSYS = "ansys.cfd@rlm"  # 5

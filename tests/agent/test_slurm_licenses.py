@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.conftest import LM_AGENT, LiveApi, add_configuration, run_agent, seed_pool
+from tests.agent.conftest import LM_AGENT, add_configuration, run_agent, seed_pool
 from tests.deploy.test_deploy import SITE_SLURM_CONF, apply_role
+from tests.live_api import LiveApi
 
 
 @pytest.fixture

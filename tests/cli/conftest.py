@@ -1,4 +1,4 @@
-"""CLI fixtures: the real API served over HTTP on a free port, and `lm-cli` run as a subprocess."""
+"""CLI fixtures: `lm-cli` run as a subprocess against tests/conftest.py's live API."""
 
 from __future__ import annotations
 
@@ -14,61 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import requests
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import text
 from werkzeug.serving import make_server
 
-from backend import auth, create_app
-from backend.auth.people import create_person
-from backend.extensions import db, limiter
+from backend import create_app
 from backend.settings import Settings
-from devstack.postgres import PostgresCluster
-from devstack.processes import console_script, free_port
+from devstack.processes import console_script
+from tests.live_api import LiveApi
 
 ADMIN = "license-manager:admin"
-# What the CLI tests create; the issuer's signing key and OAuth clients outlive a test.
-DATA_TABLES = (
-    "bookings",
-    "jobs",
-    "features",
-    "license_servers",
-    "products",
-    "configurations",
-    "license_failures",
-    "people",
-    "device_authorizations",
-    "refresh_tokens",
-)
-
-
-@dataclass(frozen=True)
-class LiveApi:
-    url: str
-    app: Flask
-
-    def token(self, *permissions: str, client_id: str = "cluster-a") -> str:
-        """A token of the API's own issuer, as the OAuth token endpoint would hand it out."""
-        with self.app.app_context():
-            return auth.issue_token(client_id, permissions or (ADMIN,))
-
-    def call(self, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
-        """A plain HTTP call for what lm-cli does not do itself (an agent posting a job)."""
-        headers = {"Authorization": f"Bearer {token}"}
-        return requests.request(
-            method, f"{self.url}/lm{path}", headers=headers, timeout=10, **kwargs
-        )
-
-    def add_person(self, name: str, password: str) -> str:
-        """An admin person, as `lm-backend users create` makes one."""
-        with self.app.app_context():
-            create_person(db.session, name=name, password=password, permissions=[ADMIN])
-        return name
-
-    def call_form(self, path: str, **form: str) -> requests.Response:
-        """A form POST without a token, as an OAuth client sends it (token, revocation)."""
-        return requests.post(f"{self.url}/lm{path}", data=form, timeout=10)
 
 
 @contextmanager
@@ -88,37 +43,12 @@ def served(settings: Settings, port: int) -> Iterator[Flask]:
 
 
 @pytest.fixture(scope="session")
-def live_api(postgres: PostgresCluster) -> Iterator[LiveApi]:
-    """The backend on its own database, served at 127.0.0.1:<free port>.
-
-    The public URL is the served address, so discovery names a token endpoint lm-cli can reach.
-    """
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    settings = Settings.from_env(
-        database_url=postgres.ensure_database("lm_cli_test"), public_url=url
-    )
-    with served(settings, port) as app:
-        yield LiveApi(url, app)
-
-
-@pytest.fixture
-def api(live_api: LiveApi) -> Iterator[LiveApi]:
-    """The live API, emptied of resources after the test."""
-    yield live_api
-    limiter.reset()
-    with live_api.app.app_context():
-        db.session.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
-        db.session.commit()
-
-
-@pytest.fixture(scope="session")
-def admin_client(live_api: LiveApi, postgres: PostgresCluster) -> dict[str, str]:
+def admin_client(api_server: LiveApi) -> dict[str, str]:
     """An admin OAuth client made the way an operator makes one: `lm-backend clients create`."""
     env = {
         **os.environ,
-        "LM_DATABASE_URL": postgres.url("lm_cli_test"),
-        "LM_PUBLIC_URL": live_api.url,
+        "LM_DATABASE_URL": api_server.database_url,
+        "LM_PUBLIC_URL": api_server.url,
     }
     created = subprocess.run(
         [
@@ -177,9 +107,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
 
 
 @pytest.fixture
-def lm_cli(api: LiveApi) -> CliRunner:
+def lm_cli(live_api: LiveApi) -> CliRunner:
     """Runs lm-cli against the live API as an admin (URL and token from the environment)."""
-    admin_env = {"LM_API_URL": api.url, "LM_TOKEN": api.token()}
+    admin_env = {"LM_API_URL": live_api.url, "LM_TOKEN": live_api.token()}
 
     def run(*args: str, **extra_env: str) -> CliResult:
         return run_cli(*args, env={**admin_env, **extra_env})
@@ -235,8 +165,8 @@ def set_up_pool(lm_cli: CliRunner) -> None:
         assert result.returncode == 0, (step, result.stderr)
 
 
-def report_usage(api: LiveApi, total: int, used: int) -> None:
+def report_usage(live_api: LiveApi, total: int, used: int) -> None:
     """What the cluster's agent does each cycle: PUT the license server's counts."""
     report = [{"product_name": "abaqus", "feature_name": "abaqus", "total": total, "used": used}]
-    answer = api.call("PUT", "/features/by_client_id", api.token(), json=report)
+    answer = live_api.call("PUT", "/features/by_client_id", live_api.token(), json=report)
     assert answer.status_code == 200, answer.text

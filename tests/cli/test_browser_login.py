@@ -11,20 +11,21 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.browser import chromium
-from tests.cli.conftest import LiveApi, run_cli, set_up_pool, table_rows
+from tests.cli.conftest import run_cli, set_up_pool, table_rows
 from tests.cli.login import LoginProcess
+from tests.live_api import LiveApi
 
 PASSWORD = "bob's long password"
 
 
 @pytest.fixture
-def bob(api: LiveApi) -> str:
-    return api.add_person("bob", PASSWORD)
+def bob(live_api: LiveApi) -> str:
+    return live_api.add_person("bob", PASSWORD)
 
 
 @pytest.mark.usefixtures("bob")
-def test_device_login_in_headless_chromium(api: LiveApi, tmp_path: Path):
-    home = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "LM_API_URL": api.url}
+def test_device_login_in_headless_chromium(live_api: LiveApi, tmp_path: Path):
+    home = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "LM_API_URL": live_api.url}
     token_file = tmp_path / "config" / "license-manager" / "tokens.json"
     login = LoginProcess.start(env=home)
 

@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import free_port
-from tests.cli.conftest import CliRunner, LiveApi, run_cli
+from tests.cli.conftest import CliRunner, run_cli
+from tests.live_api import LiveApi
 
 
-def test_health_answers_without_a_token(api: LiveApi):
-    result = run_cli("health", env={"LM_API_URL": api.url})
+def test_health_answers_without_a_token(live_api: LiveApi):
+    result = run_cli("health", env={"LM_API_URL": live_api.url})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "status: ok, database: ok"
 
 
-def test_health_json_is_the_api_answer(api: LiveApi):
-    result = run_cli("--json", "health", env={"LM_API_URL": api.url})
+def test_health_json_is_the_api_answer(live_api: LiveApi):
+    result = run_cli("--json", "health", env={"LM_API_URL": live_api.url})
     assert result.json() == {"status": "ok", "database": "ok"}
 
 
@@ -69,8 +70,8 @@ def test_a_server_that_is_not_the_api_is_named(plain_web_server: str):
     assert missing.stderr == (f"lm-cli: error: 404 Not Found from {plain_web_server}/lm/products\n")
 
 
-def test_missing_token_gets_the_401_and_a_hint(api: LiveApi):
-    result = run_cli("products", "list", env={"LM_API_URL": api.url})
+def test_missing_token_gets_the_401_and_a_hint(live_api: LiveApi):
+    result = run_cli("products", "list", env={"LM_API_URL": live_api.url})
     assert result.returncode == 1
     assert result.stderr.startswith("lm-cli: error: 401 Unauthorized")
     assert "give --token, or --client-id and --client-secret" in result.stderr
@@ -84,17 +85,17 @@ def test_invalid_token_is_refused_with_the_api_reason(lm_cli: CliRunner):
     assert "hint" not in result.stderr and "give --token" not in result.stderr
 
 
-def test_missing_permission_is_a_403_line(api: LiveApi, lm_cli: CliRunner):
-    reader = api.token("license-manager:product:read")
+def test_missing_permission_is_a_403_line(live_api: LiveApi, lm_cli: CliRunner):
+    reader = live_api.token("license-manager:product:read")
     result = lm_cli("products", "create", "--name", "abaqus", LM_TOKEN=reader)
     assert result.returncode == 1
     assert "403" in result.stderr
     assert "missing permission license-manager:product:create" in result.stderr
 
 
-def test_client_credentials_are_traded_for_a_token(api: LiveApi, admin_client: dict[str, str]):
+def test_client_credentials_are_traded_for_a_token(live_api: LiveApi, admin_client: dict[str, str]):
     credentials = {
-        "LM_API_URL": api.url,
+        "LM_API_URL": live_api.url,
         "LM_CLIENT_ID": admin_client["client_id"],
         "LM_CLIENT_SECRET": admin_client["client_secret"],
     }
@@ -103,7 +104,7 @@ def test_client_credentials_are_traded_for_a_token(api: LiveApi, admin_client: d
     assert created.json()["name"] == "abaqus"
 
 
-def test_wrong_client_secret_is_one_clear_line(api: LiveApi, admin_client: dict[str, str]):
+def test_wrong_client_secret_is_one_clear_line(live_api: LiveApi, admin_client: dict[str, str]):
     result = run_cli(
         "products",
         "list",
@@ -111,7 +112,7 @@ def test_wrong_client_secret_is_one_clear_line(api: LiveApi, admin_client: dict[
         admin_client["client_id"],
         "--client-secret",
         "wrong",
-        env={"LM_API_URL": api.url},
+        env={"LM_API_URL": live_api.url},
     )
     assert result.returncode == 1
     assert result.stderr.startswith("lm-cli: error: token request refused: 401 Unauthorized: ")
@@ -119,15 +120,15 @@ def test_wrong_client_secret_is_one_clear_line(api: LiveApi, admin_client: dict[
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_issuer_without_discovery_document_is_reported(api: LiveApi):
+def test_issuer_without_discovery_document_is_reported(live_api: LiveApi):
     result = run_cli(
         "products",
         "list",
         "--issuer-url",
-        f"{api.url}/nowhere",
-        env={"LM_API_URL": api.url, "LM_CLIENT_ID": "x", "LM_CLIENT_SECRET": "y"},
+        f"{live_api.url}/nowhere",
+        env={"LM_API_URL": live_api.url, "LM_CLIENT_ID": "x", "LM_CLIENT_SECRET": "y"},
     )
     assert result.returncode == 1
     assert result.stderr == (
-        f"lm-cli: error: no OpenID discovery document at {api.url}/nowhere: 404\n"
+        f"lm-cli: error: no OpenID discovery document at {live_api.url}/nowhere: 404\n"
     )

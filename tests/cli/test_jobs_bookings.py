@@ -6,27 +6,27 @@ import pytest
 
 from tests.cli.conftest import (
     CliRunner,
-    LiveApi,
     nested_rows,
     report_usage,
     set_up_pool,
     shown_fields,
     table_rows,
 )
+from tests.live_api import LiveApi
 
 
 @pytest.fixture
-def booked_job(api: LiveApi, lm_cli: CliRunner) -> None:
+def booked_job(live_api: LiveApi, lm_cli: CliRunner) -> None:
     """Slurm job 77 of cluster-a holding 2 of abaqus.abaqus (10 total, 3 used, 2 reserved)."""
     set_up_pool(lm_cli)
-    report_usage(api, total=10, used=3)
+    report_usage(live_api, total=10, used=3)
     job = {
         "slurm_job_id": "77",
         "username": "alice",
         "lead_host": "node01",
         "bookings": [{"product_feature": "abaqus.abaqus", "quantity": 2}],
     }
-    answer = api.call("POST", "/jobs", api.token(client_id="cluster-a"), json=job)
+    answer = live_api.call("POST", "/jobs", live_api.token(client_id="cluster-a"), json=job)
     assert answer.status_code == 201, answer.text
 
 
@@ -69,15 +69,15 @@ def test_jobs_and_bookings_are_read_only(lm_cli: CliRunner, command: list[str]):
 
 
 @pytest.mark.usefixtures("booked_job")
-def test_another_clusters_job_is_forbidden(api: LiveApi, lm_cli: CliRunner):
-    other_cluster = api.token("license-manager:job:read", client_id="cluster-b")
+def test_another_clusters_job_is_forbidden(live_api: LiveApi, lm_cli: CliRunner):
+    other_cluster = live_api.token("license-manager:job:read", client_id="cluster-b")
     result = lm_cli("jobs", "get-one", "--id", "1", LM_TOKEN=other_cluster)
     assert result.returncode == 1
     assert result.stderr.startswith("lm-cli: error: 403 Forbidden: ")
     assert "cluster-b" in result.stderr
 
 
-def test_license_failures_list_and_show(api: LiveApi, lm_cli: CliRunner):
+def test_license_failures_list_and_show(live_api: LiveApi, lm_cli: CliRunner):
     event = {
         "slurm_job_id": "88",
         "username": "bob",
@@ -88,7 +88,9 @@ def test_license_failures_list_and_show(api: LiveApi, lm_cli: CliRunner):
         "requeue_count": 1,
         "reason": "requeue 1 of 3",
     }
-    answer = api.call("POST", "/license_failures", api.token(client_id="cluster-a"), json=event)
+    answer = live_api.call(
+        "POST", "/license_failures", live_api.token(client_id="cluster-a"), json=event
+    )
     assert answer.status_code == 201, answer.text
 
     [row] = table_rows(lm_cli("license-failures", "list", "--search", "bob"))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from tests.cli.conftest import (
     CliRunner,
-    LiveApi,
     nested_rows,
     report_usage,
     set_up_pool,
     shown_fields,
     table_rows,
 )
+from tests.live_api import LiveApi
 
 
 def test_configuration_round_trip(lm_cli: CliRunner):
@@ -60,12 +60,12 @@ def test_configuration_show_nests_servers_and_features(lm_cli: CliRunner):
     assert row["FEATURES"] == "abaqus.abaqus"
 
 
-def test_features_list_shows_the_pool_usage(api: LiveApi, lm_cli: CliRunner):
+def test_features_list_shows_the_pool_usage(live_api: LiveApi, lm_cli: CliRunner):
     set_up_pool(lm_cli)
     [never_reported] = table_rows(lm_cli("features", "list"))
     assert (never_reported["REPORTED"], never_reported["STATUS"]) == ("-", "-")
 
-    report_usage(api, total=10, used=3)
+    report_usage(live_api, total=10, used=3)
     [feature] = table_rows(lm_cli("features", "list", "--search", "abaq"))
     assert {key: feature[key] for key in ("TOTAL", "USED", "RESERVED", "BOOKED", "AVAILABLE")} == {
         "TOTAL": "10",
@@ -81,12 +81,12 @@ def test_features_list_shows_the_pool_usage(api: LiveApi, lm_cli: CliRunner):
 
 
 def test_features_list_shows_an_output_the_agent_did_not_understand(
-    api: LiveApi, lm_cli: CliRunner
+    live_api: LiveApi, lm_cli: CliRunner
 ):
     set_up_pool(lm_cli)
-    report_usage(api, total=10, used=3)
+    report_usage(live_api, total=10, used=3)
     report = [{"product_name": "abaqus", "feature_name": "abaqus", "status": "unparsable"}]
-    answer = api.call("PUT", "/features/by_client_id", api.token(), json=report)
+    answer = live_api.call("PUT", "/features/by_client_id", live_api.token(), json=report)
     assert answer.status_code == 200, answer.text
 
     [feature] = table_rows(lm_cli("features", "list"))

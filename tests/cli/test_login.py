@@ -16,15 +16,16 @@ from backend.models import DeviceAuthorization
 from cli.session import DeviceLogin, Issuer
 from devstack.login import answer_device_login
 from devstack.processes import free_port
-from tests.cli.conftest import ADMIN, LiveApi, run_cli, set_up_pool, table_rows
+from tests.cli.conftest import ADMIN, run_cli, set_up_pool, table_rows
 from tests.cli.login import LoginProcess
+from tests.live_api import LiveApi
 
 PASSWORD = "alice's password"
 
 
 @pytest.fixture
-def alice(api: LiveApi) -> str:
-    return api.add_person("alice", PASSWORD)
+def alice(live_api: LiveApi) -> str:
+    return live_api.add_person("alice", PASSWORD)
 
 
 @pytest.fixture
@@ -37,8 +38,8 @@ def token_file(env: dict[str, str]) -> Path:
     return Path(env["XDG_CONFIG_HOME"]) / "license-manager" / "tokens.json"
 
 
-def log_in(api: LiveApi, env: dict[str, str], **answer: str) -> LoginProcess:
-    login = LoginProcess.start("--url", api.url, env=env)
+def log_in(live_api: LiveApi, env: dict[str, str], **answer: str) -> LoginProcess:
+    login = LoginProcess.start("--url", live_api.url, env=env)
     status, page = answer_device_login(
         login.verification_uri, login.user_code, "alice", PASSWORD, **answer
     )
@@ -47,10 +48,10 @@ def log_in(api: LiveApi, env: dict[str, str], **answer: str) -> LoginProcess:
 
 
 @pytest.mark.usefixtures("alice")
-def test_login_stores_the_persons_tokens_and_commands_use_them(api: LiveApi, home):
-    login = LoginProcess.start("--url", api.url, env=home)
-    assert login.verification_uri == f"{api.url}/lm/device"
-    assert login.complete_uri == f"{api.url}/lm/device?user_code={login.user_code}"
+def test_login_stores_the_persons_tokens_and_commands_use_them(live_api: LiveApi, home):
+    login = LoginProcess.start("--url", live_api.url, env=home)
+    assert login.verification_uri == f"{live_api.url}/lm/device"
+    assert login.complete_uri == f"{live_api.url}/lm/device?user_code={login.user_code}"
     status, page = answer_device_login(
         login.verification_uri, login.user_code, "alice", "wrong password"
     )
@@ -60,13 +61,13 @@ def test_login_stores_the_persons_tokens_and_commands_use_them(api: LiveApi, hom
     result = login.wait()
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == (
-        f"Logged in as alice to {api.url}; token stored in {token_file(home)}"
+        f"Logged in as alice to {live_api.url}; token stored in {token_file(home)}"
     )
     assert stat.S_IMODE(token_file(home).stat().st_mode) == 0o600
     stored = json.loads(token_file(home).read_text())
-    assert stored["refresh_token"] and stored["api_url"] == api.url
+    assert stored["refresh_token"] and stored["api_url"] == live_api.url
 
-    env = {**home, "LM_API_URL": api.url}
+    env = {**home, "LM_API_URL": live_api.url}
     set_up_pool(lambda *args: run_cli(*args, env=env))
     [row] = table_rows(run_cli("configurations", "list", env=env))
     assert row["NAME"] == "abaqus-pool"
@@ -85,7 +86,7 @@ def test_login_stores_the_persons_tokens_and_commands_use_them(api: LiveApi, hom
     after = run_cli("configurations", "list", env=env)
     assert after.returncode == 1 and "run lm-cli login" in after.stderr
     # The refresh token was revoked: a copy kept elsewhere no longer renews the session.
-    renewed = api.call_form(
+    renewed = live_api.call_form(
         "/oauth/token",
         grant_type="refresh_token",
         refresh_token=stored["refresh_token"],
@@ -95,8 +96,8 @@ def test_login_stores_the_persons_tokens_and_commands_use_them(api: LiveApi, hom
 
 
 @pytest.mark.usefixtures("alice")
-def test_an_expired_access_token_is_refreshed_first(api: LiveApi, home):
-    assert log_in(api, home).wait().returncode == 0
+def test_an_expired_access_token_is_refreshed_first(live_api: LiveApi, home):
+    assert log_in(live_api, home).wait().returncode == 0
     stored = json.loads(token_file(home).read_text())
     token_file(home).write_text(json.dumps({**stored, "expires_at": time.time() - 60}))
     shown = run_cli("show-token", env=home)
@@ -108,17 +109,17 @@ def test_an_expired_access_token_is_refreshed_first(api: LiveApi, home):
 
 
 @pytest.mark.usefixtures("alice")
-def test_denied_login_is_one_line(api: LiveApi, home):
-    result = log_in(api, home, decision="deny").wait()
+def test_denied_login_is_one_line(live_api: LiveApi, home):
+    result = log_in(live_api, home, decision="deny").wait()
     assert result.returncode == 1
     assert result.stderr == "lm-cli: error: the login was denied in the browser\n"
     assert not token_file(home).exists()
 
 
 @pytest.mark.usefixtures("alice")
-def test_expired_code_is_one_line(api: LiveApi, home):
-    login = LoginProcess.start("--url", api.url, env=home)
-    with api.app.app_context():
+def test_expired_code_is_one_line(live_api: LiveApi, home):
+    login = LoginProcess.start("--url", live_api.url, env=home)
+    with live_api.app.app_context():
         past = datetime.now(UTC) - timedelta(seconds=1)
         db.session.execute(update(DeviceAuthorization).values(expires_at=past))
         db.session.commit()
@@ -140,10 +141,10 @@ def test_unreachable_provider_is_one_line(home):
     )
 
 
-def test_corrupt_token_file_is_one_line_and_logout_removes_it(api: LiveApi, home):
+def test_corrupt_token_file_is_one_line_and_logout_removes_it(live_api: LiveApi, home):
     token_file(home).parent.mkdir(parents=True)
     token_file(home).write_text("{not json")
-    result = run_cli("--url", api.url, "products", "list", env=home)
+    result = run_cli("--url", live_api.url, "products", "list", env=home)
     assert result.returncode == 1
     assert result.stderr == (
         f"lm-cli: error: the token file {token_file(home)} is corrupt: run lm-cli login "
@@ -153,40 +154,40 @@ def test_corrupt_token_file_is_one_line_and_logout_removes_it(api: LiveApi, home
     assert not token_file(home).exists()
 
 
-def test_an_ended_session_says_to_log_in(api: LiveApi, home):
+def test_an_ended_session_says_to_log_in(live_api: LiveApi, home):
     token_file(home).parent.mkdir(parents=True)
     session = {
-        "api_url": api.url,
-        "issuer_url": api.url,
+        "api_url": live_api.url,
+        "issuer_url": live_api.url,
         "client_id": "lm-cli",
-        "token_endpoint": f"{api.url}/lm/oauth/token",
-        "access_token": api.token(),
+        "token_endpoint": f"{live_api.url}/lm/oauth/token",
+        "access_token": live_api.token(),
         "refresh_token": None,
         "expires_at": time.time() - 60,
     }
     token_file(home).write_text(json.dumps(session))
-    expired = run_cli("--url", api.url, "products", "list", env=home)
+    expired = run_cli("--url", live_api.url, "products", "list", env=home)
     assert expired.returncode == 1
     assert expired.stderr == "lm-cli: error: your login session has expired: run lm-cli login\n"
 
     token_file(home).write_text(json.dumps({**session, "expires_at": None, "access_token": "x"}))
-    refused = run_cli("--url", api.url, "products", "list", env=home)
+    refused = run_cli("--url", live_api.url, "products", "list", env=home)
     assert refused.returncode == 1
     assert refused.stderr.startswith("lm-cli: error: 401 Unauthorized: ")
     assert refused.stderr.endswith("; your login session has ended: run lm-cli login\n")
 
 
-def test_a_stored_token_is_never_sent_to_another_api(api: LiveApi, home):
+def test_a_stored_token_is_never_sent_to_another_api(live_api: LiveApi, home):
     token_file(home).parent.mkdir(parents=True)
     session = {
         "api_url": "http://elsewhere.example:8000",
         "issuer_url": "http://elsewhere.example:8000",
         "client_id": "lm-cli",
         "token_endpoint": "http://elsewhere.example:8000/lm/oauth/token",
-        "access_token": api.token(),
+        "access_token": live_api.token(),
     }
     token_file(home).write_text(json.dumps(session))
-    result = run_cli("--url", api.url, "products", "list", env=home)
+    result = run_cli("--url", live_api.url, "products", "list", env=home)
     assert result.returncode == 1
     assert "401 Unauthorized" in result.stderr and "run lm-cli login" in result.stderr
 
