@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Update, case, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import Insert, insert
 
 from backend.extensions import db
 from backend.models import ReconcileLease
@@ -44,6 +44,7 @@ def take_lease(
     """
     table = ReconcileLease.__table__
     expires_at = func.now() + timedelta(seconds=ttl)
+    statement: Insert | Update
     if takeover_of is None:
         wanted = insert(table).values(
             cluster_client_id=cluster, holder=holder, acquired_at=func.now(), expires_at=expires_at

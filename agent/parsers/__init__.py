@@ -42,6 +42,7 @@ __all__ = [
     "OutputNotUnderstood",
     "ServerUnreadable",
     "ServerUsage",
+    "decode_output",
     "parse",
 ]
 
