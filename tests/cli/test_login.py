@@ -202,10 +202,10 @@ def test_show_token_without_login_says_so(home):
 
 
 @pytest.mark.usefixtures("alice")
-def test_login_polls_at_the_issuers_interval_and_slows_down_when_told(api: LiveApi):
+def test_login_polls_at_the_issuers_interval_and_slows_down_when_told(live_api: LiveApi):
     """Polls sent too early (the recorded sleeps are skipped) get `slow_down`: +5 s each."""
     waits: list[float] = []
-    flow = DeviceLogin(Issuer(api.url, 10), api.url, "lm-cli", say=lambda _: None)
+    flow = DeviceLogin(Issuer(live_api.url, 10), live_api.url, "lm-cli", say=lambda _: None)
 
     def sleep(seconds: float) -> None:
         waits.append(seconds)
@@ -218,4 +218,4 @@ def test_login_polls_at_the_issuers_interval_and_slows_down_when_told(api: LiveA
     session = flow.wait(codes)
     # Before each poll: the interval, again after `authorization_pending`, +5 s per `slow_down`.
     assert waits == [5, 5, 10, 15]
-    assert session.refresh_token and session.api_url == api.url
+    assert session.refresh_token and session.api_url == live_api.url
