@@ -196,8 +196,8 @@ def _parse(options: argparse.Namespace) -> int:
     except ServerUnreadable as error:
         print(f"lm-agent parse: server unreadable: {error}", file=sys.stderr)
         return SERVER_UNREADABLE
-    for name, error in usage.unreadable.items():
-        print(f"lm-agent parse: {name} unreadable: {error}", file=sys.stderr)
+    for name, problem in usage.unreadable.items():
+        print(f"lm-agent parse: {name} unreadable: {problem}", file=sys.stderr)
     for warning in usage.warnings:
         print(f"lm-agent parse: inconsistent figures: {warning}", file=sys.stderr)
     features = {name: asdict(feature) for name, feature in usage.features.items()}
