@@ -74,7 +74,9 @@ def api_with_pool(root: Path, permissions: list[str] = CLUSTER_PERMISSIONS) -> I
 
 def seed(admin: ApiClient, cluster: ApiClient) -> None:
     """One flexlm configuration of the cluster with both features, reported as just read."""
-    add_configuration(admin, cluster.config.client_id, FEATURES, ("lic1:27000",), name="bench")
+    add_configuration(
+        admin, cluster.config.client_id, list(FEATURES), ("lic1:27000",), name="bench"
+    )
     reports = []
     for product_feature, total in FEATURES.items():
         product, feature = product_feature.split(".")
