@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2.rfc6749 import ClientMixin, UnauthorizedClientError, grants
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc8628 import (
     DeviceAuthorizationEndpoint,
@@ -34,6 +34,10 @@ VERIFICATION_PATH = "/lm/device"
 DEVICE_CODE_LIFETIME = 600
 POLL_INTERVAL = 5
 PUBLIC_CLIENT_GRANTS = (DeviceCodeGrant.GRANT_TYPE, "refresh_token")
+# The login client authenticates with "none" (it has no secret). HTTP Basic is listed too so that
+# an unknown or wrong client gets 401 invalid_client, as at the token endpoint (RFC 6749 5.2);
+# confidential clients (clusters) may not use these grants anyway.
+PUBLIC_CLIENT_AUTH_METHODS = ["client_secret_basic", "none"]
 
 
 def digest(secret: str) -> str:
@@ -92,13 +96,19 @@ class PublicCliClient(ClientMixin):
 class DeviceEndpoint(DeviceAuthorizationEndpoint):
     """Hands out the codes; only lm-cli's public client may ask (no secrets to leak)."""
 
-    CLIENT_AUTH_METHODS = ["none"]
+    CLIENT_AUTH_METHODS = PUBLIC_CLIENT_AUTH_METHODS
     EXPIRES_IN = DEVICE_CODE_LIFETIME
     INTERVAL = POLL_INTERVAL
 
     def __init__(self, server: Any, public_url: str) -> None:
         super().__init__(server)
         self.public_url = public_url
+
+    def authenticate_client(self, request: Any) -> ClientMixin:
+        client = super().authenticate_client(request)
+        if not client.check_grant_type(DeviceCodeGrant.GRANT_TYPE):
+            raise UnauthorizedClientError("this client may not use the device login")
+        return client
 
     def get_verification_uri(self) -> str:
         return f"{self.public_url}{VERIFICATION_PATH}"
@@ -121,7 +131,7 @@ class DeviceEndpoint(DeviceAuthorizationEndpoint):
 class DeviceGrant(DeviceCodeGrant):
     """lm-cli's polling: pending until the person answers; a device code works once."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = PUBLIC_CLIENT_AUTH_METHODS
 
     def query_device_credential(self, device_code: str) -> DeviceCredentialDict | None:
         row = db.session.scalars(
@@ -197,7 +207,7 @@ def find_refresh_token(token: str) -> StoredRefreshToken | None:
 class RefreshGrant(grants.RefreshTokenGrant):
     """A new access token (and a new refresh token: the old one stops working)."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = PUBLIC_CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> StoredRefreshToken | None:
@@ -214,7 +224,7 @@ class RefreshGrant(grants.RefreshTokenGrant):
 class Revocation(RevocationEndpoint):
     """`lm-cli logout` revokes its refresh token; access tokens are JWTs that expire."""
 
-    CLIENT_AUTH_METHODS = ["none"]
+    CLIENT_AUTH_METHODS = PUBLIC_CLIENT_AUTH_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         return find_refresh_token(token_string)

@@ -109,6 +109,14 @@ def _authenticate_by_form(query_client: Any, request: Any) -> IssuerClient | Non
     return client if client and client.check_client_secret(secret) else None
 
 
+def _authenticate_public(query_client: Any, request: Any) -> ClientMixin | None:
+    """ "none" (the login client, no secret): an unknown client_id also gets invalid_client, 401."""
+    client_id = request.payload.client_id
+    if not client_id or request.payload.data.get("client_secret"):
+        return None
+    return query_client(client_id)
+
+
 def create_authorization_server(
     app: Flask, issuer: BuiltinIssuer, settings: Settings
 ) -> AuthorizationServer:
@@ -132,6 +140,7 @@ def create_authorization_server(
     server.register_endpoint(DeviceEndpoint(server, settings.public_url))
     server.register_endpoint(Revocation)
     server.register_client_auth_method("client_secret_post", _authenticate_by_form)
+    server.register_client_auth_method("none", _authenticate_public)
     server.register_token_generator(
         "default",
         BearerTokenGenerator(
@@ -195,28 +204,43 @@ class Jwks(MethodView):
         return issuer.keys.jwks()
 
 
+def _token_form(grant_type: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    """The form of one grant: grant_type, its own fields (all required), optional scope."""
+    return {
+        "type": "object",
+        "required": ["grant_type", *fields],
+        "properties": {
+            "grant_type": {"type": "string", "enum": [grant_type]},
+            **fields,
+            "scope": {"type": "string", "description": "subset of the permissions"},
+        },
+    }
+
+
+NON_EMPTY = {"type": "string", "minLength": 1}
 TOKEN_REQUEST_DOC = {
     "requestBody": {
         "required": True,
         "content": {
             "application/x-www-form-urlencoded": {
                 "schema": {
-                    "type": "object",
-                    "required": ["grant_type"],
-                    "properties": {
-                        "grant_type": {
-                            "type": "string",
-                            "enum": [GRANT_TYPE, *PUBLIC_CLIENT_GRANTS],
+                    "oneOf": [
+                        # Client id and secret by HTTP Basic, or as these form fields.
+                        {
+                            **_token_form(GRANT_TYPE),
+                            "properties": {
+                                **_token_form(GRANT_TYPE)["properties"],
+                                "client_id": {"type": "string"},
+                                "client_secret": {"type": "string"},
+                            },
                         },
-                        "device_code": {"type": "string", "description": "device_code grant"},
-                        "refresh_token": {"type": "string", "description": "refresh_token grant"},
-                        "scope": {"type": "string", "description": "subset of the permissions"},
-                        "client_id": {
-                            "type": "string",
-                            "description": "client_secret_post, or the public login client",
-                        },
-                        "client_secret": {"type": "string", "description": "client_secret_post"},
-                    },
+                        _token_form(
+                            PUBLIC_CLIENT_GRANTS[0], device_code=NON_EMPTY, client_id=NON_EMPTY
+                        ),
+                        _token_form(
+                            PUBLIC_CLIENT_GRANTS[1], refresh_token=NON_EMPTY, client_id=NON_EMPTY
+                        ),
+                    ]
                 }
             }
         },
@@ -238,12 +262,13 @@ def _form_doc(properties: dict[str, Any], required: list[str], answer: str) -> d
         },
         "responses": {
             "200": {"description": answer},
-            "400": {"description": "OAuth2 error (invalid_client, invalid_request, ...)"},
+            "400": {"description": "OAuth2 error (invalid_request, unauthorized_client, ...)"},
+            "401": {"description": "OAuth2 error invalid_client: unknown client"},
         },
     }
 
 
-DEVICE_REQUEST_DOC = _form_doc(
+DEVICE_REQUEST_DOC: dict[str, Any] = _form_doc(
     {
         "client_id": {"type": "string", "description": "the login client (LM_CLI_CLIENT_ID)"},
         "scope": {"type": "string", "description": "optional subset of the person's permissions"},
@@ -252,6 +277,9 @@ DEVICE_REQUEST_DOC = _form_doc(
     '{"device_code", "user_code", "verification_uri", "verification_uri_complete", '
     '"expires_in", "interval"}',
 )
+DEVICE_REQUEST_DOC["responses"]["429"] = {
+    "description": "Too many device codes asked from this address (LM_LOGIN_RATE_LIMIT)"
+}
 REVOCATION_REQUEST_DOC = _form_doc(
     {
         "token": {"type": "string", "description": "the refresh token"},
