@@ -145,8 +145,9 @@ def reconcile(
         guard_without_api(config, slurm, error, polls=None)
         return False
     polls = poll_all(configurations, config.tool_path, config.tool_timeout, config.state_dir)
+    figures = slurm_figures(config, configurations, slurm)
     try:
-        api.put(FEATURES_PATH, usage_reports(polls, config.stat_interval))
+        api.put(FEATURES_PATH, usage_reports(polls, config.stat_interval, figures))
         tracked = {item.feature["id"]: item for item in tracked_features(polls)}
         clean_up(api, api.get_all(JOBS_PATH), slurm.jobs(), tracked, now=datetime.now(UTC))
         # Slurm first, then the API: a hook that books or releases in between is then seen
@@ -344,7 +345,33 @@ def tracked_features(polls: Iterable[PollResult]) -> Iterable[Tracked]:
             yield Tracked(poll.configuration, feature, poll)
 
 
-def usage_reports(polls: Sequence[PollResult], interval: int) -> list[dict[str, Any]]:
+def slurm_figures(
+    config: AgentConfig, configurations: Sequence[Mapping[str, Any]], slurm: Slurm
+) -> dict[int, dict[str, int]]:
+    """Per feature id, for the usage history: what our reservation holds (the last cycle sized
+    it) and what jobs pending for licenses want. Without squeue only demand is left out: the
+    report itself must go."""
+    try:
+        demand: dict[str, int] | None = slurm.license_demand()
+    except SlurmError as error:
+        log.warning("license demand left out of the report: %s", error)
+        demand = None
+    last = LastCycle.load(config.state_file)
+    figures: dict[int, dict[str, int]] = {}
+    for name, (feature, _) in _features_by_license(config, configurations).items():
+        entry = figures.setdefault(feature["id"], {})
+        if demand is not None:
+            entry["demand"] = demand.get(name, 0)
+        if last is not None and name in last.licenses:
+            entry["reservation"] = last.licenses[name].reserve
+    return figures
+
+
+def usage_reports(
+    polls: Sequence[PollResult],
+    interval: int,
+    figures: Mapping[int, Mapping[str, int]] | None = None,
+) -> list[dict[str, Any]]:
     """The body of PUT /lm/features/by_client_id: one entry per configured feature.
 
     Status ok with the figures, or (figures left as last reported) unreachable or unparsable:
@@ -353,6 +380,7 @@ def usage_reports(polls: Sequence[PollResult], interval: int) -> list[dict[str, 
     license file), and claiming 0 used would invite bookings.
     Each entry states `interval`, the seconds until our next report: the API trusts a report
     for a few such intervals only (LM_REPORT_FRESH_INTERVALS).
+    With it go the history's figures: the checkouts read, and `figures` (slurm_figures).
     """
     reports = []
     for item in tracked_features(polls):
@@ -361,10 +389,11 @@ def usage_reports(polls: Sequence[PollResult], interval: int) -> list[dict[str, 
             "feature_name": item.feature["name"],
             "interval": interval,
             "status": item.status,
+            **(figures or {}).get(item.feature["id"], {}),
         }
         usage = item.usage
         if usage is not None:
-            report.update(total=usage.total, used=usage.used)
+            report.update(total=usage.total, used=usage.used, checkouts=checkouts(usage))
         elif item.poll.reachable:
             log.warning(
                 "%s: %s (%s): reported unreachable",
@@ -383,6 +412,14 @@ def usage_reports(polls: Sequence[PollResult], interval: int) -> list[dict[str, 
                 poll.reason,
             )
     return reports
+
+
+def checkouts(usage: FeatureUsage) -> list[dict[str, Any]]:
+    """A report's checkouts; names cut to what the API stores (255), never refused for it."""
+    return [
+        {"username": use.username[:255], "lead_host": use.lead_host[:255], "count": use.count}
+        for use in usage.uses
+    ]
 
 
 def clean_up(

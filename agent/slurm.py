@@ -118,6 +118,17 @@ def parse_jobs(argv: Sequence[str], output: str) -> list[SlurmJob]:
     return jobs
 
 
+def license_demand(jobs: Sequence[SlurmJob]) -> dict[str, int]:
+    """Per license, the count wanted by pending jobs whose reason is `Licenses` (they would run
+    if the tokens were there: unmet demand, not jobs waiting for nodes or their begin time)."""
+    demand: dict[str, int] = {}
+    for job in jobs:
+        if job.state == "PENDING" and job.reason == "Licenses":
+            for name, count in job.licenses.items():
+                demand[name] = demand.get(name, 0) + count
+    return demand
+
+
 def parse_reservation(argv: Sequence[str], output: str) -> Reservation:
     """One `scontrol show reservation NAME -o` record."""
     record = _key_values(output)
@@ -171,6 +182,11 @@ class Slurm:
         """Every job squeue shows (pending, running, completing...), array elements one by one."""
         argv = [self.squeue, "-h", "-r", "--all", "-o", SQUEUE_FORMAT]
         return parse_jobs(argv, self._run(argv)[1])
+
+    def license_demand(self) -> dict[str, int]:
+        """Licenses wanted per Slurm license by jobs pending for licenses (usage history)."""
+        argv = [self.squeue, "-h", "-r", "--all", "-t", "PENDING", "-o", SQUEUE_FORMAT]
+        return license_demand(parse_jobs(argv, self._run(argv)[1]))
 
     def reservation(self, name: str) -> Reservation | None:
         """The reservation, or None when Slurm says it does not exist."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from backend import auth
 from backend import models as _models  # noqa: F401  (registers the tables for Flask-Migrate)
 from backend.extensions import db, migrate
+from backend.history import history_cli
+from backend.metrics import measure_requests
 from backend.resources import BLUEPRINTS
 from backend.settings import Settings, sqlalchemy_url
 
@@ -64,6 +67,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     auth.init_app(app, api)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")
+    app.cli.add_command(history_cli)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        measure_requests(app)
     _register_swagger_ui_files(app)
     if settings.trusted_proxies:
         # Behind TLS-terminating proxies: take scheme, host and client from their X-Forwarded-*

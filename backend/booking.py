@@ -20,6 +20,7 @@ from flask import current_app
 from flask_smorest import abort
 from sqlalchemy import Row, text
 
+from backend import history
 from backend.extensions import db
 from lm_common.facts import REPORT_OK, REPORT_UNPARSABLE
 
@@ -177,28 +178,41 @@ def resolve_product_features(
 
 
 def _shortage(state: Row[Any], requested: int) -> dict[str, object] | None:
-    """Why the rule refuses `requested` licenses of one feature, or None when it grants them."""
+    """Why the rule refuses `requested` licenses of one feature, or None when it grants them.
+
+    `code` is one of REFUSAL_REASONS (kept in the refusal history, a metric label)."""
     if state.report_status is None:
-        return {"requested": requested, "reason": NEVER_REPORTED}
+        return {"requested": requested, "reason": NEVER_REPORTED, "code": "never_reported"}
     if state.report_status != REPORT_OK:
         reason = UNPARSABLE if state.report_status == REPORT_UNPARSABLE else UNREACHABLE
-        return {"requested": requested, "reason": reason}
+        return {"requested": requested, "reason": reason, "code": state.report_status}
     if not state.fresh:
         intervals = current_app.config["LM_SETTINGS"].report_fresh_intervals
         return {
             "requested": requested,
             "reason": f"stale: last report {int(state.report_age)} s ago, older than "
             f"{intervals} reconcile intervals of {state.report_interval} s",
+            "code": "stale",
         }
     available = max(0, state.total - state.used - state.reserved - int(state.booked))
     if requested > available:
-        return {"requested": requested, "available": available}
+        return {"requested": requested, "available": available, "code": "insufficient"}
     return None
 
 
-def _refuse(errors: dict[str, dict[str, object]]) -> NoReturn:
-    """Roll the request back and answer 409 naming each refused license and why."""
+# What a refusal keeps for its history (backend/history.py) but does not answer.
+HISTORY_ONLY = ("code", "feature_id")
+
+
+def _refuse(errors: dict[str, dict[str, object]], cluster: str) -> NoReturn:
+    """Roll the request back, keep the refusals in the history, and answer 409 naming each
+    refused license and why."""
     db.session.rollback()
+    history.record_refusals(cluster, errors)
+    errors = {
+        name: {key: value for key, value in shortage.items() if key not in HISTORY_ONLY}
+        for name, shortage in errors.items()
+    }
     reasons = "; ".join(
         f"{name}: {shortage['requested']} requested, "
         + (
@@ -211,8 +225,9 @@ def _refuse(errors: dict[str, dict[str, object]]) -> NoReturn:
     abort(409, message=f"Licenses refused, nothing was booked ({reasons}).", errors=errors)
 
 
-def book(job_id: int, quantities: Mapping[int, int]) -> list[dict[str, Any]]:
-    """Book `quantities` (feature id -> licenses) for a job, all or nothing, or abort with 409.
+def book(job_id: int, quantities: Mapping[int, int], cluster: str) -> list[dict[str, Any]]:
+    """Book `quantities` (feature id -> licenses) for a job of `cluster`, all or nothing, or
+    abort with 409 (the refusal kept in the usage history).
 
     Locks every feature row of the requested pools, then inserts and checks the rule against
     the bookings of every cluster. The caller's transaction holds the locks until it commits,
@@ -227,9 +242,15 @@ def book(job_id: int, quantities: Mapping[int, int]) -> list[dict[str, Any]]:
     if vanished:
         _refuse(
             {
-                f"feature {feature_id}": {"requested": quantities[feature_id], "reason": VANISHED}
+                f"feature {feature_id}": {
+                    "requested": quantities[feature_id],
+                    "reason": VANISHED,
+                    "code": "vanished",
+                    "feature_id": feature_id,
+                }
                 for feature_id in sorted(vanished)
-            }
+            },
+            cluster,
         )
     states = db.session.execute(
         BOOK_AND_STATE_SQL,
@@ -247,9 +268,10 @@ def book(job_id: int, quantities: Mapping[int, int]) -> list[dict[str, Any]]:
     for state in states:
         shortage = _shortage(state, state.quantity)
         if shortage is not None:
-            errors[state.product_feature] = shortage
+            errors[state.product_feature] = {**shortage, "feature_id": state.feature_id}
     if errors:
-        _refuse(errors)
+        _refuse(errors, cluster)
+    history.count_granted(quantities)
     return [{field: getattr(state, field) for field in BOOKING_FIELDS} for state in states]
 
 
@@ -300,6 +322,6 @@ def post_job(job: Mapping[str, Any], requests: Sequence[Mapping[str, Any]]) -> d
     )
     quantities, untracked = tracked_quantities(feature_ids, requests)
     row = db.session.execute(REPLACE_JOB_SQL, dict(job)).one()._asdict()
-    bookings = book(row["id"], quantities)
+    bookings = book(row["id"], quantities, job["cluster_client_id"])
     db.session.commit()
     return {**row, "bookings": bookings, "untracked": untracked}

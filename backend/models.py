@@ -9,12 +9,15 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from backend.extensions import db
@@ -128,6 +131,13 @@ class Feature(db.Model):
     report_status: Mapped[str | None] = mapped_column(String(16))
     # Seconds between the reporting agent's cycles, as it stated: how long its report is fresh.
     report_interval: Mapped[int | None] = mapped_column(Integer)
+    # Counters for /lm/metrics (backend/history.py): bookings and licenses granted on it.
+    bookings_granted: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default="0"
+    )
+    licenses_granted: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default="0"
+    )
 
     product: Mapped[Product] = relationship(back_populates="features")
     configuration: Mapped[Configuration] = relationship(back_populates="features")
@@ -301,3 +311,106 @@ class ReconcileLease(db.Model):
     holder: Mapped[str] = mapped_column(String(255), nullable=False)
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class UsageSample(db.Model):
+    """One feature's figures at one usage report (history, backend/history.py).
+
+    Kept raw for LM_HISTORY_RAW_DAYS, then only as hourly rollups (UsageHour).
+    """
+
+    __tablename__ = "usage_samples"
+    __table_args__ = (
+        # Rollup and pruning read time ranges: a BRIN index is tiny on insertion-ordered rows.
+        Index("ix_usage_samples_sampled_at", "sampled_at", postgresql_using="brin"),
+    )
+
+    feature_id: Mapped[int] = mapped_column(
+        ForeignKey("features.id", ondelete="CASCADE"), primary_key=True
+    )
+    sampled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    total: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    used: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    booked: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reserved: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # What the agent's Slurm reservation held, and what pending jobs waited for (None: not sent).
+    reservation: Mapped[int | None] = mapped_column(BigInteger)
+    demand: Mapped[int | None] = mapped_column(BigInteger)
+    interval: Mapped[int | None] = mapped_column(Integer)
+    # [{"username", "lead_host", "count"}] as the license server printed them; None when none.
+    checkouts: Mapped[list[dict[str, object]] | None] = mapped_column(JSONB)
+
+
+class UsageHour(db.Model):
+    """One feature's samples of one hour, downsampled (min/mean/max), kept LM_HISTORY_HOURLY_DAYS.
+
+    No foreign key: writing rollups must not lock feature rows that bookings lock.
+    """
+
+    __tablename__ = "usage_hourly"
+
+    feature_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Samples at 100 % (nothing left to book) and samples whose server was not read.
+    full_samples: Mapped[int] = mapped_column(Integer, nullable=False)
+    failed_samples: Mapped[int] = mapped_column(Integer, nullable=False)
+    total_min: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    total_max: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    used_min: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    used_mean: Mapped[float] = mapped_column(Float, nullable=False)
+    used_max: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    booked_min: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    booked_mean: Mapped[float] = mapped_column(Float, nullable=False)
+    booked_max: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reserved_max: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reservation_min: Mapped[int | None] = mapped_column(BigInteger)
+    reservation_mean: Mapped[float | None] = mapped_column(Float)
+    reservation_max: Mapped[int | None] = mapped_column(BigInteger)
+    demand_min: Mapped[int | None] = mapped_column(BigInteger)
+    demand_mean: Mapped[float | None] = mapped_column(Float)
+    demand_max: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class HistoryState(db.Model):
+    """One row: how far raw samples are rolled up into hours, and pruned (backend/history.py)."""
+
+    __tablename__ = "history_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rolled_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pruned_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Refusal(db.Model):
+    """A license the API refused to book for a job, and why (history; no foreign key)."""
+
+    __tablename__ = "refusals"
+    __table_args__ = (
+        Index("ix_refusals_feature_id_refused_at", "feature_id", "refused_at"),
+        Index("ix_refusals_refused_at", "refused_at", postgresql_using="brin"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    refused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    cluster_client_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    feature_id: Mapped[int | None] = mapped_column(Integer)
+    product_feature: Mapped[str] = mapped_column(String(511), nullable=False)
+    requested: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    available: Mapped[int | None] = mapped_column(BigInteger)
+    # REFUSAL_REASONS (lm_common.facts): a metric label; `detail` says it in words.
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class RefusalCounter(db.Model):
+    """Refusals counted per cluster, license and reason: /lm/metrics' counter, which pruning of
+    the refusal history must not lower. No foreign key: counting locks no feature row."""
+
+    __tablename__ = "refusal_counters"
+
+    cluster_client_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    product_feature: Mapped[str] = mapped_column(String(511), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)

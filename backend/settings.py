@@ -24,7 +24,8 @@ class EnvSetting:
     """How one LM_* variable is read: its kind, default, bounds and purpose.
 
     Kinds: `text` (unset or empty: the default), `url` (the same, without a trailing slash),
-    `optional` (unset or empty: None), `int` (a whole number >= `minimum`), `level` (upper-cased).
+    `optional` (unset or empty: None), `int` (a whole number >= `minimum`), `level` (upper-cased),
+    `bool` (true/false, yes/no, on/off, 1/0).
     """
 
     variable: str
@@ -72,12 +73,24 @@ def _level(setting: EnvSetting, raw: str | None) -> object:
     return str(_text(setting, raw)).upper()
 
 
+def _bool(setting: EnvSetting, raw: str | None) -> object:
+    word = (raw or "").strip().lower()
+    if not word:
+        return setting.default
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{setting.variable} must be true or false, got {raw!r}")
+
+
 _READERS: dict[str, Callable[[EnvSetting, str | None], object]] = {
     "text": _text,
     "url": _url,
     "optional": _optional,
     "int": _int,
     "level": _level,
+    "bool": _bool,
 }
 
 
@@ -193,6 +206,27 @@ class Settings:
         "text",
         "10 per minute",
         "login attempts and device codes per client address and API process",
+    )
+    history_raw_days: int = env(
+        "LM_HISTORY_RAW_DAYS",
+        "int",
+        14,
+        "days every usage sample is kept raw (`lm-backend history prune`, docs/operations.md)",
+        minimum=1,
+    )
+    history_hourly_days: int = env(
+        "LM_HISTORY_HOURLY_DAYS",
+        "int",
+        730,
+        "days the hourly min/mean/max rollups (and refusals) are kept",
+        minimum=1,
+    )
+    metrics_open: bool = env(
+        "LM_METRICS_OPEN",
+        "bool",
+        False,
+        "`true`: `/lm/metrics` answers without a token; otherwise it needs "
+        "`license-manager:metrics:read`",
     )
 
     @classmethod

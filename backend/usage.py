@@ -13,6 +13,8 @@ from flask_smorest import abort
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import contains_eager, joinedload
 
+from backend import history
+from backend.booking import booked_on_pools
 from backend.extensions import db
 from backend.models import Configuration, Feature, Product, utcnow
 
@@ -64,6 +66,11 @@ def record_usage(cluster: str | None, reports: Iterable[Mapping[str, Any]]) -> l
         feature.report_interval = report.get("interval")
         feature.reported_at = now
     feature_ids = [feature.id for feature in features]
+    history.write_samples(
+        features,
+        {f.id: by_name[(f.product.name.lower(), f.name.lower())] for f in features},
+        booked_on_pools(feature_ids),
+    )
     db.session.commit()
     # Reload the committed rows in one query, not one per expired feature while serializing.
     return list(

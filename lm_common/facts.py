@@ -25,6 +25,17 @@ SERVER_TYPES: tuple[str, ...] = tuple(TOOL_BY_SERVER_TYPE)
 REPORT_OK, REPORT_UNREACHABLE, REPORT_UNPARSABLE = "ok", "unreachable", "unparsable"
 REPORT_STATUSES: tuple[str, ...] = (REPORT_OK, REPORT_UNREACHABLE, REPORT_UNPARSABLE)
 
+# Why the API refused to book a license (a refusal's `reason`, a metric label): the pool has too
+# few left, or its server was never reported, not read at the last report, or not lately.
+REFUSAL_REASONS: tuple[str, ...] = (
+    "insufficient",
+    "never_reported",
+    "unreachable",
+    "unparsable",
+    "stale",
+    "vanished",
+)
+
 # Permissions are `license-manager:admin` (everything) or `license-manager:<resource>:<action>`.
 PERMISSION_PREFIX = "license-manager"
 ADMIN_PERMISSION = f"{PERMISSION_PREFIX}:admin"
@@ -36,6 +47,7 @@ RESOURCES: tuple[str, ...] = (
     "job",
     "booking",
     "license-failure",
+    "metrics",  # only metrics:read means something: scraping /lm/metrics
 )
 ACTIONS: tuple[str, ...] = ("read", "create", "update", "delete")
 ALL_PERMISSIONS: tuple[str, ...] = (

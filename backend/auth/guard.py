@@ -88,9 +88,12 @@ def _document(wrapper: Callable[..., Any], permission: str) -> None:
     wrapper._apidoc = apidoc  # type: ignore[attr-defined]
 
 
-def require(resource: str, action: str) -> Callable[[View], View]:
+def require(
+    resource: str, action: str, open_when: Callable[[], bool] | None = None
+) -> Callable[[View], View]:
     """Guard a view: a valid bearer token holding license-manager:<resource>:<action> (or admin).
 
+    `open_when`: a setting that lets requests without a token in (a documented choice).
     Use it as the top-most decorator of a MethodView method so it runs before argument parsing.
     """
     permission = permission_name(resource, action)
@@ -98,6 +101,8 @@ def require(resource: str, action: str) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if open_when is not None and open_when():
+                return view(*args, **kwargs)
             identity = authenticate()
             if not has_permission(identity, resource, action):
                 abort(http.HTTPStatus.FORBIDDEN, message=f"missing permission {permission}")

@@ -7,8 +7,10 @@ from backend.resources.health import blp as health_blp
 from backend.resources.jobs import blp as jobs_blp
 from backend.resources.license_failures import blp as license_failures_blp
 from backend.resources.license_servers import blp as license_servers_blp
+from backend.resources.metrics import blp as metrics_blp
 from backend.resources.products import blp as products_blp
 from backend.resources.reconcile_leases import blp as reconcile_leases_blp
+from backend.resources.usage import blp as usage_blp
 
 BLUEPRINTS = (
     health_blp,
@@ -20,4 +22,6 @@ BLUEPRINTS = (
     bookings_blp,
     license_failures_blp,
     reconcile_leases_blp,
+    usage_blp,
+    metrics_blp,
 )

@@ -375,6 +375,28 @@ def test_reserved_tokens_keep_slurm_jobs_waiting(site: Site, abaqus_pool: dict[s
 
 
 @pytest.mark.slurm
+def test_reports_keep_demand_reservation_and_checkouts_in_the_history(
+    site: Site, abaqus_pool: dict[str, Any]
+) -> None:
+    checkout(site, 8)
+    site.reconcile()  # reserves the 8 used on desktops
+    waits = site.slurm_cluster.submit("sleep 120", licenses={ABAQUS: 3})
+    wait_for(
+        lambda: site.slurm_cluster.job_status(waits) == ("PENDING", "Licenses"),
+        30,
+        "the job to wait for licenses",
+    )
+    site.reconcile()
+
+    feature_id = site.feature("abaqus.abaqus")["id"]
+    usage = site.api.admin.get(f"/lm/features/{feature_id}/usage?step=1d")
+    [point] = [point for point in usage["points"] if point["samples"]]
+    assert (point["samples"], point["demand"], point["reservation"]) == (2, 3, 8)
+    held = site.api.admin.get(f"/lm/features/{feature_id}/checkouts")
+    assert held["checkouts"] == [{"username": "desk", "lead_host": "pc1", "count": 8}]
+
+
+@pytest.mark.slurm
 def test_a_booking_covers_its_job_until_the_checkout_shows_on_the_server(
     site: Site, abaqus_pool: dict[str, Any], agent_log: pytest.LogCaptureFixture
 ) -> None:

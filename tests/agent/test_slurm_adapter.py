@@ -13,6 +13,7 @@ from agent.slurm import (
     Slurm,
     SlurmError,
     SlurmJob,
+    license_demand,
     parse_jobs,
     parse_licenses,
     parse_reservation,
@@ -66,6 +67,11 @@ def test_squeue_lines_give_jobs_with_their_licenses() -> None:
     assert jobs["2"].state == "PENDING"
     assert jobs["5"].licenses == {"abaqus.abaqus@flexlm": 1}, "a missing count means 1"
     assert jobs["9"].licenses == {}
+
+
+def test_demand_counts_only_jobs_pending_for_licenses() -> None:
+    # Job 2 waits for its begin time and job 7 runs: neither is unmet license demand.
+    assert license_demand(parse_jobs(ARGV, SQUEUE_OUTPUT)) == {"abaqus.abaqus@flexlm": 1}
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,11 @@ DATA_TABLES = (
     "device_authorizations",
     "refresh_tokens",
     "reconcile_leases",
+    "usage_samples",
+    "usage_hourly",
+    "history_state",
+    "refusals",
+    "refusal_counters",
 )
 
 

@@ -26,6 +26,11 @@ TABLES = {
     "device_authorizations",
     "refresh_tokens",
     "reconcile_leases",
+    "usage_samples",
+    "usage_hourly",
+    "history_state",
+    "refusals",
+    "refusal_counters",
 }
 
 

@@ -106,7 +106,7 @@ class Bookings(MethodView):
                 f"cluster {job.cluster_client_id!r}."
             )
             abort(422, message=message, errors={"json": {"feature_id": [message]}})
-        [booking] = book(job_id, {feature_id: booking_data["quantity"]})
+        [booking] = book(job_id, {feature_id: booking_data["quantity"]}, job.cluster_client_id)
         db.session.commit()
         return booking
 

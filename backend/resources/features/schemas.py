@@ -5,7 +5,15 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from backend.models import Feature
-from backend.resources.fields import BoundedInteger, Count, PartialUpdate, RowId, Text
+from backend.resources.fields import (
+    MAX_TEXT_LENGTH,
+    BoundedInteger,
+    Count,
+    PartialUpdate,
+    RowId,
+    Text,
+    refuse_unstorable,
+)
 from lm_common.facts import REPORT_STATUSES
 
 
@@ -50,6 +58,24 @@ class FeatureSchema(Schema):
         return max(0, feature.total - feature.used - feature.reserved - feature.booked)
 
 
+def _name() -> fields.String:
+    return fields.String(
+        required=True, validate=[validate.Length(max=MAX_TEXT_LENGTH), refuse_unstorable]
+    )
+
+
+class CheckoutSchema(Schema):
+    """Licenses one process holds, as the license server printed it."""
+
+    username = _name()
+    lead_host = _name()
+    count = Count(required=True)
+
+
+# More checkouts than this in one feature's report is not a license server's output.
+MAX_CHECKOUTS = 100_000
+
+
 class FeatureReportSchema(Schema):
     """One feature's usage as the cluster's agent read it from the license server."""
 
@@ -65,6 +91,17 @@ class FeatureReportSchema(Schema):
             "for LM_REPORT_FRESH_INTERVALS of them (60 s when not stated)",
             "example": 60,
         },
+    )
+    reservation = Count(
+        metadata={"description": "Licenses the agent's Slurm reservation holds (history)"}
+    )
+    demand = Count(
+        metadata={"description": "Licenses wanted by the cluster's jobs pending for licenses"}
+    )
+    checkouts = fields.List(
+        fields.Nested(CheckoutSchema),
+        validate=validate.Length(max=MAX_CHECKOUTS),
+        metadata={"description": "Who holds the licenses now (kept in the usage history)"},
     )
 
     @validates_schema
