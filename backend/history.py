@@ -23,7 +23,7 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy import text
+from sqlalchemy import CursorResult, text
 
 from backend import booking
 from backend.extensions import db
@@ -214,7 +214,8 @@ def _delete_in_batches(table: str, column: str, before: datetime) -> int:
         f"SELECT ctid FROM {table} WHERE {column} < :before LIMIT {PRUNE_BATCH}))"
     )
     while True:
-        count = db.session.execute(statement, {"before": before}).rowcount
+        result: CursorResult[Any] = db.session.execute(statement, {"before": before})  # type: ignore[assignment]
+        count = result.rowcount
         db.session.commit()
         deleted += count
         if count < PRUNE_BATCH:

@@ -8,7 +8,7 @@ listed in METRIC_NAMES: the Grafana dashboard and the alert rules are tested aga
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from flask import Flask, g, request
@@ -48,13 +48,13 @@ SELECT features.id, configurations.cluster_client_id AS cluster, products.name A
     features.total, features.used, features.reserved, features.report_status,
     EXTRACT(EPOCH FROM now() - features.reported_at) AS report_age,
     features.bookings_granted, features.licenses_granted,
-    latest.reservation, latest.demand
+    latest.reservation, latest.demand, latest.checkouts
 FROM features
 JOIN configurations ON configurations.id = features.config_id
 JOIN products ON products.id = features.product_id
 LEFT JOIN pool_server ON pool_server.config_id = configurations.id
 LEFT JOIN LATERAL (
-    SELECT reservation, demand FROM usage_samples
+    SELECT reservation, demand, checkouts FROM usage_samples
     WHERE usage_samples.feature_id = features.id
     ORDER BY sampled_at DESC LIMIT 1
 ) latest ON true
@@ -92,6 +92,7 @@ FEATURE_GAUGES = {
 METRIC_NAMES: tuple[str, ...] = (
     *FEATURE_GAUGES,
     "lm_feature_report_status",
+    "lm_feature_checkouts",
     "lm_bookings_granted_total",
     "lm_licenses_granted_total",
     "lm_refusals_total",
@@ -115,6 +116,11 @@ class DatabaseCollector(Collector):
             "lm_feature_report_status",
             "1 for the status of the feature's last report (ok, unreachable, unparsable)",
             labels=(*FEATURE_LABELS, "status"),
+        )
+        held = GaugeMetricFamily(
+            "lm_feature_checkouts",
+            "Licenses each user held at the feature's last report (who holds what)",
+            labels=(*FEATURE_LABELS, "username"),
         )
         granted = CounterMetricFamily(
             "lm_bookings_granted", "Bookings granted on the feature", labels=FEATURE_LABELS
@@ -141,10 +147,12 @@ class DatabaseCollector(Collector):
             if row.report_status is not None:
                 for state in REPORT_STATUSES:
                     status.add_metric([*labels, state], float(row.report_status == state))
+            for username, count in _by_user(row.checkouts or ()).items():
+                held.add_metric([*labels, username], float(count))
             granted.add_metric(labels, float(row.bookings_granted))
             licenses.add_metric(labels, float(row.licenses_granted))
         yield from gauges.values()
-        yield from (status, granted, licenses)
+        yield from (status, held, granted, licenses)
         refusals = CounterMetricFamily(
             "lm_refusals",
             f"Licenses refused to jobs, by reason ({', '.join(REFUSAL_REASONS)})",
@@ -170,6 +178,14 @@ class DatabaseCollector(Collector):
             agents.add_metric([cluster], float(age))
         yield agents
         db.session.rollback()  # read-only: end the transaction, hold nothing
+
+
+def _by_user(checkouts: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Licenses per user (hosts summed: one series per user keeps the label set small)."""
+    held: dict[str, int] = {}
+    for checkout in checkouts:
+        held[checkout["username"]] = held.get(checkout["username"], 0) + checkout["count"]
+    return held
 
 
 def render(multiprocess_dir: str | None) -> tuple[bytes, str]:

@@ -15,6 +15,7 @@ from cli.account import add_account_commands, log_out, show_token
 from cli.api import ApiClient, CliError, token_source
 from cli.resources import ACTION_ALIASES, RESOURCES, Resource, positive_int
 from cli.session import StoredLogin, TokenFile
+from cli.usage import add_usage_action
 
 DEFAULT_TIMEOUT = 30
 SORT_ORDERS = ("ascending", "descending")
@@ -218,6 +219,8 @@ def add_resource_commands(
             if action in ("create", "update"):
                 add_field_options(parser, resource, create=action == "create")
         parser.set_defaults(handler=HANDLERS[action], resource=resource, parser=parser)
+    if resource.command == "features":
+        add_usage_action(actions, connection)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,7 +45,14 @@ def of_feature(scrape, name, **labels):
 def busy_pool(app, client, auth_headers) -> int:
     """A reported pool with a granted booking, a refusal, demand and a reservation."""
     feature_id = add_configuration(app, "cluster-a", {ABAQUS: {"total": 10, "reserved": 1}})[ABAQUS]
-    answer = put_report(client, auth_headers, total=10, used=4, reservation=3, demand=7)
+    checkouts = [
+        {"username": "alice", "lead_host": "node1", "count": 1},
+        {"username": "alice", "lead_host": "node2", "count": 2},
+        {"username": "bob", "lead_host": "pc7", "count": 1},
+    ]
+    answer = put_report(
+        client, auth_headers, total=10, used=4, reservation=3, demand=7, checkouts=checkouts
+    )
     assert answer.status_code == 200
     assert post_job(client, auth_headers, 4, job_id="1").status_code == 201
     assert post_job(client, auth_headers, 5, job_id="2").status_code == 409
@@ -88,6 +95,8 @@ def test_metrics_match_what_the_api_shows(client, auth_headers, busy_pool):
     assert of_feature(scrape, "lm_feature_demand", **labels) == 7
     assert of_feature(scrape, "lm_feature_report_status", status="ok", **labels) == 1
     assert of_feature(scrape, "lm_feature_report_status", status="unreachable", **labels) == 0
+    assert of_feature(scrape, "lm_feature_checkouts", username="alice", **labels) == 3
+    assert of_feature(scrape, "lm_feature_checkouts", username="bob", **labels) == 1
     assert of_feature(scrape, "lm_bookings_granted_total", **labels) == 1
     assert of_feature(scrape, "lm_licenses_granted_total", **labels) == 4
     assert of_feature(scrape, "lm_refusals_total", reason="insufficient") == 1
