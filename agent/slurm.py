@@ -17,6 +17,8 @@ from agent.slurm_env import MalformedValue, is_number, license_counts
 # the prolog, where %i would print "base_index"), licenses, state.
 SQUEUE_FORMAT = "%A|%W|%T"
 SQUEUE_FIELDS = 3
+# squeue fields of pending jobs for the usage history's demand: licenses, reason.
+DEMAND_FORMAT = "%W|%r"
 # `duration=infinite` becomes 365 days in 22.05 anyway; say so explicitly and renew it in time.
 RESERVATION_LIFETIME = timedelta(days=365)
 RENEW_WHEN_LESS_THAN = timedelta(days=30)
@@ -118,14 +120,25 @@ def parse_jobs(argv: Sequence[str], output: str) -> list[SlurmJob]:
     return jobs
 
 
-def license_demand(jobs: Sequence[SlurmJob]) -> dict[str, int]:
-    """Per license, the count wanted by pending jobs whose reason is `Licenses` (they would run
-    if the tokens were there: unmet demand, not jobs waiting for nodes or their begin time)."""
+def parse_demand(argv: Sequence[str], output: str) -> dict[str, int]:
+    """squeue -h -o DEMAND_FORMAT of pending jobs -> licenses wanted per license by the jobs
+    whose reason is `Licenses` (they would run if the tokens were there: unmet demand, not jobs
+    waiting for nodes or their begin time)."""
     demand: dict[str, int] = {}
-    for job in jobs:
-        if job.state == "PENDING" and job.reason == "Licenses":
-            for name, count in job.licenses.items():
-                demand[name] = demand.get(name, 0) + count
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        licenses, separator, reason = line.partition("|")
+        if not separator:
+            raise SlurmError(argv, f"expected 'licenses|reason': {line!r}")
+        if reason.strip() != "Licenses":
+            continue
+        try:
+            counts = license_counts(licenses.strip())
+        except MalformedValue as error:
+            raise SlurmError(argv, f"{error}: {line!r}") from None
+        for name, count in counts.items():
+            demand[name] = demand.get(name, 0) + count
     return demand
 
 
@@ -185,8 +198,8 @@ class Slurm:
 
     def license_demand(self) -> dict[str, int]:
         """Licenses wanted per Slurm license by jobs pending for licenses (usage history)."""
-        argv = [self.squeue, "-h", "-r", "--all", "-t", "PENDING", "-o", SQUEUE_FORMAT]
-        return license_demand(parse_jobs(argv, self._run(argv)[1]))
+        argv = [self.squeue, "-h", "-r", "--all", "-t", "PENDING", "-o", DEMAND_FORMAT]
+        return parse_demand(argv, self._run(argv)[1])
 
     def reservation(self, name: str) -> Reservation | None:
         """The reservation, or None when Slurm says it does not exist."""

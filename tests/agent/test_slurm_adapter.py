@@ -13,7 +13,7 @@ from agent.slurm import (
     Slurm,
     SlurmError,
     SlurmJob,
-    license_demand,
+    parse_demand,
     parse_jobs,
     parse_licenses,
     parse_reservation,
@@ -70,8 +70,15 @@ def test_squeue_lines_give_jobs_with_their_licenses() -> None:
 
 
 def test_demand_counts_only_jobs_pending_for_licenses() -> None:
-    # Job 2 waits for its begin time and job 7 runs: neither is unmet license demand.
-    assert license_demand(parse_jobs(ARGV, SQUEUE_OUTPUT)) == {"abaqus.abaqus@flexlm": 1}
+    pending = (
+        "abaqus.abaqus@flexlm:5,ansys.cfd@rlm:2|Licenses\n"
+        "abaqus.abaqus@flexlm|Licenses\n"
+        "abaqus.abaqus@flexlm:40|BeginTime\n"  # requeued by its prolog: waits for its time
+        "(null)|Resources\n"
+    )
+    assert parse_demand(ARGV, pending) == {"abaqus.abaqus@flexlm": 6, "ansys.cfd@rlm": 2}
+    with pytest.raises(SlurmError, match=r"expected 'licenses\|reason'"):
+        parse_demand(ARGV, "abaqus.abaqus@flexlm:5\n")
 
 
 @pytest.mark.parametrize(
