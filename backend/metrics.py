@@ -18,6 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from backend import booking
 from backend.booking import booked_on_pools
 from backend.extensions import db
 from lm_common.facts import REFUSAL_REASONS, REPORT_STATUSES
@@ -26,25 +27,9 @@ FEATURE_LABELS = ("cluster", "product", "feature", "pool", "server_type")
 
 FEATURES_SQL = text(
     """
-WITH RECURSIVE linked(root_config_id, config_id) AS (
-        SELECT id, id FROM configurations
-    UNION
-        SELECT linked.root_config_id, other.config_id
-        FROM linked
-        JOIN license_servers mine ON mine.config_id = linked.config_id
-        JOIN license_servers other
-            ON lower(other.host) = lower(mine.host) AND other.port = mine.port
-),
-pool_server AS (
-    SELECT linked.root_config_id AS config_id,
-        min(lower(servers.host) || ':' || servers.port) AS server
-    FROM linked JOIN license_servers servers ON servers.config_id = linked.config_id
-    GROUP BY linked.root_config_id
-)
 SELECT features.id, configurations.cluster_client_id AS cluster, products.name AS product,
     features.name AS feature, configurations.type AS server_type,
-    lower(products.name) || '.' || lower(features.name) || '@'
-        || COALESCE(pool_server.server, 'configuration-' || configurations.id) AS pool,
+    lower(products.name) || '.' || lower(features.name) AS product_feature,
     features.total, features.used, features.reserved, features.report_status,
     EXTRACT(EPOCH FROM now() - features.reported_at) AS report_age,
     features.bookings_granted, features.licenses_granted,
@@ -52,13 +37,24 @@ SELECT features.id, configurations.cluster_client_id AS cluster, products.name A
 FROM features
 JOIN configurations ON configurations.id = features.config_id
 JOIN products ON products.id = features.product_id
-LEFT JOIN pool_server ON pool_server.config_id = configurations.id
 LEFT JOIN LATERAL (
     SELECT reservation, demand, checkouts FROM usage_samples
     WHERE usage_samples.feature_id = features.id
     ORDER BY sampled_at DESC LIMIT 1
 ) latest ON true
 ORDER BY features.id
+"""
+)
+# The first license server (lowercase host:port) of each feature's pool: the same for every
+# cluster sharing the pool, so it names the pool.
+POOL_SERVER_SQL = text(
+    booking.POOL_MEMBERS_SQL
+    + """
+SELECT pool.feature_id, min(lower(servers.host) || ':' || servers.port)
+FROM pool
+JOIN features member ON member.id = pool.member_id
+JOIN license_servers servers ON servers.config_id = member.config_id
+GROUP BY pool.feature_id
 """
 )
 
@@ -107,7 +103,9 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         rows = db.session.execute(FEATURES_SQL).all()
-        booked = booked_on_pools(row.id for row in rows)
+        ids = [row.id for row in rows]
+        booked = booked_on_pools(ids)
+        servers = dict(db.session.execute(POOL_SERVER_SQL, {"feature_ids": ids}).all())
         gauges = {
             name: GaugeMetricFamily(name, help_text, labels=FEATURE_LABELS)
             for name, help_text in FEATURE_GAUGES.items()
@@ -129,7 +127,9 @@ class DatabaseCollector(Collector):
             "lm_licenses_granted", "Licenses granted on the feature", labels=FEATURE_LABELS
         )
         for row in rows:
-            labels = [str(getattr(row, label)) for label in FEATURE_LABELS]
+            # A feature without servers yet is a pool of its own.
+            pool = f"{row.product_feature}@{servers.get(row.id, f'feature-{row.id}')}"
+            labels = [row.cluster, row.product, row.feature, pool, row.server_type]
             pool_booked = booked.get(row.id, 0)
             values: dict[str, Any] = {
                 "lm_feature_capacity": row.total,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -13,6 +15,8 @@ from sqlalchemy import text
 from backend import auth, create_app
 from backend.extensions import db, limiter
 from backend.settings import Settings
+from devstack.api import ApiServer
+from devstack.processes import free_port
 from tests.backend.catalog import Catalog
 
 PUBLIC_URL = "http://lm.test"
@@ -73,3 +77,32 @@ def auth_headers(app: Flask) -> Callable[..., dict[str, str]]:
 def catalog(client: FlaskClient, auth_headers: Callable[..., dict[str, str]]) -> Catalog:
     """Create configurations, servers, products and features through the API as an admin."""
     return Catalog(client, auth_headers())
+
+
+@contextmanager
+def api_processes(
+    database_url: str,
+    state_dir: Path,
+    count: int = 2,
+    workers: int = 2,
+    extra_env: Callable[[int], dict[str, str]] = lambda index: {},
+) -> Iterator[list[str]]:
+    """`count` gunicorn API processes on the tests' database, as their /lm URLs. LM_PUBLIC_URL is
+    shared, so every one accepts the tests' tokens; `extra_env(index)` adds variables."""
+    servers = [
+        ApiServer(
+            state_dir=state_dir / f"api{index}",
+            database_url=database_url,
+            port=free_port(),
+            workers=workers,
+            extra_env={"LM_PUBLIC_URL": PUBLIC_URL, **extra_env(index)},
+        )
+        for index in range(count)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield [f"{server.url}/lm" for server in servers]
+    finally:
+        for server in servers:
+            server.stop()

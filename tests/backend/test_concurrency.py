@@ -20,9 +20,8 @@ import pytest
 import requests
 
 from backend.booking import booked_on_pools
-from devstack.api import ApiServer
-from devstack.processes import free_port, wait_for
-from tests.backend.conftest import PUBLIC_URL
+from devstack.processes import wait_for
+from tests.backend.conftest import api_processes
 from tests.backend.pools import add_configuration
 
 SHARED_SERVER = [("licserv1", 27000)]
@@ -69,24 +68,9 @@ def open_gate(database_url: str) -> Iterator[Callable[[], None]]:
 
 @pytest.fixture
 def api_urls(app, database_url: str, tmp_path: Path) -> Iterator[list[str]]:
-    """Two gunicorn API processes; LM_PUBLIC_URL is shared so both accept the test's tokens."""
-    servers = [
-        ApiServer(
-            state_dir=tmp_path / f"api{index}",
-            database_url=database_url,
-            port=free_port(),
-            workers=WORKERS,
-            extra_env={"LM_PUBLIC_URL": PUBLIC_URL},
-        )
-        for index in range(PROCESSES)
-    ]
-    try:
-        for server in servers:
-            server.start()
-        yield [f"{server.url}/lm" for server in servers]
-    finally:
-        for server in servers:
-            server.stop()
+    """Two gunicorn API processes of two workers each."""
+    with api_processes(database_url, tmp_path, PROCESSES, WORKERS) as urls:
+        yield urls
 
 
 def test_concurrent_admissions_on_two_processes_never_overbook(

@@ -12,9 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backend import create_app
 from backend.metrics import METRIC_NAMES
 from backend.settings import Settings
-from devstack.api import ApiServer
-from devstack.processes import free_port
-from tests.backend.conftest import PUBLIC_URL
+from tests.backend.conftest import PUBLIC_URL, api_processes
 from tests.backend.pools import add_configuration
 from tests.backend.test_usage_history import post_job, put_report
 
@@ -117,29 +115,14 @@ def test_metrics_match_what_the_api_shows(client, auth_headers, busy_pool):
 @pytest.fixture
 def two_apis(app, database_url: str, tmp_path: Path) -> Iterator[list[str]]:
     """Two gunicorn API processes of two workers, in prometheus_client's multiprocess mode."""
-    servers = []
-    for index in range(2):
-        multiprocess_dir = tmp_path / f"prometheus{index}"
-        multiprocess_dir.mkdir()
-        servers.append(
-            ApiServer(
-                state_dir=tmp_path / f"api{index}",
-                database_url=database_url,
-                port=free_port(),
-                workers=2,
-                extra_env={
-                    "LM_PUBLIC_URL": PUBLIC_URL,
-                    "PROMETHEUS_MULTIPROC_DIR": str(multiprocess_dir),
-                },
-            )
-        )
-    try:
-        for server in servers:
-            server.start()
-        yield [f"{server.url}/lm" for server in servers]
-    finally:
-        for server in servers:
-            server.stop()
+
+    def multiprocess_dir(index: int) -> dict[str, str]:
+        directory = tmp_path / f"prometheus{index}"
+        directory.mkdir()
+        return {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+
+    with api_processes(database_url, tmp_path, extra_env=multiprocess_dir) as urls:
+        yield urls
 
 
 def test_two_api_processes_answer_the_same(auth_headers, busy_pool, two_apis):
