@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cli.conftest import CliRunner, LiveApi, report_usage, set_up_pool
+from tests.cli.conftest import CliRunner, report_usage, set_up_pool
+from tests.live_api import LiveApi
 
 
-def test_usage_summarizes_peak_full_time_refusals_and_demand(api: LiveApi, lm_cli: CliRunner):
+def test_usage_summarizes_peak_full_time_refusals_and_demand(live_api: LiveApi, lm_cli: CliRunner):
     set_up_pool(lm_cli)
-    report_usage(api, total=10, used=10)
+    report_usage(live_api, total=10, used=10)
 
     shown = lm_cli("features", "usage", "--id", "1", "--since", "1h")
     assert shown.returncode == 0, shown.stderr
