@@ -42,23 +42,35 @@ class ConfigError(ValueError):
 Check = Callable[[str, Any, "Setting"], Any]
 
 
-@dataclass(frozen=True)
 class Setting:
     """How one agent.yaml key is read: its kind (a check in KINDS, or a Check of its own for a
     structured value), bounds and purpose.
 
     `optional`: null is a value (the field's default is then usually None). `minimum` and
     `maximum` bound numbers (`seconds` are > 0 unless a minimum is given); `choices` lists the
-    values of a `choice`; `key` is the YAML key when it is not the field's name.
+    values of a `choice`; `key` is the YAML key when it is not the field's name. A plain class:
+    the prolog builds one per key at import, and a dataclass would cost it more.
     """
 
-    kind: str | Check
-    description: str
-    optional: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] = ()
-    key: str | None = None
+    __slots__ = ("choices", "description", "key", "kind", "maximum", "minimum", "optional")
+
+    def __init__(
+        self,
+        kind: str | Check,
+        description: str,
+        optional: bool = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        choices: tuple[str, ...] = (),
+        key: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.description = description
+        self.optional = optional
+        self.minimum = minimum
+        self.maximum = maximum
+        self.choices = choices
+        self.key = key
 
 
 def setting(
