@@ -316,9 +316,10 @@ class Stack:
         """
         admin = self._admin()
         if not servers:
-            servers = tuple(f"127.0.0.1:{free_port()}" for _ in range(mirrors))
-            for server in servers:
+            for _ in range(mirrors):
+                server = self._unused_server_address()
                 self.simulator.add_server(server_type, server, {feature: total})
+                servers += (server,)
         client_id = cluster_client_id or self.cluster_client_id
         try:
             configuration = add_configuration(
@@ -343,6 +344,16 @@ class Stack:
                 f"the agent's first report of {pool.product_feature}",
             )
         return pool
+
+    def _unused_server_address(self) -> str:
+        """127.0.0.1:PORT that no simulated server has yet: they listen nowhere, so
+        free_port alone may hand out the same port twice."""
+        state = json.loads(self.simulator.state_file.read_text())
+        taken = {server["port"] for server in state["servers"]}
+        port = free_port()
+        while port in taken:
+            port = free_port()
+        return f"127.0.0.1:{port}"
 
     def _admin(self) -> ApiSession:
         if self.admin is None:
