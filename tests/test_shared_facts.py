@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.config import ToolPaths, settings_of
 from lm_common.facts import (
     ACTIONS,
     AGENT_PERMISSIONS,
@@ -92,8 +93,9 @@ def test_docs_list_the_server_types(document: str, lead: str) -> None:
     assert f"{lead}{', '.join(SERVER_TYPES)})" in text.replace("# ", ""), document
 
 
-def test_agent_role_knows_a_path_for_every_tool() -> None:
+def test_agent_settings_role_and_docs_know_a_path_for_every_tool() -> None:
     expected = [*TOOL_BY_SERVER_TYPE.values(), *SLURM_COMMANDS]
+    assert list(settings_of(ToolPaths)) == expected, "agent/config.py ToolPaths"
     defaults = role_file("license_manager_agent", "defaults/main.yml")
     assert list(defaults["license_manager_agent_tools"]) == expected
     tools = role_options("license_manager_agent")["license_manager_agent_tools"]["options"]
