@@ -148,13 +148,21 @@ RESOURCES: tuple[Resource, ...] = (
             Column("CLUSTER", "cluster_client_id"),
             Column("TYPE", "type"),
             Column("GRACE TIME", "grace_time"),
+            Column("BOOKING MAX AGE", "booking_max_age"),
             Column("LICENSE SERVERS", "license_servers", server_addresses),
             Column("FEATURES", "features", product_features),
         ),
         fields=(
             Field("name", "configuration name, unique within its cluster"),
             Field("cluster_client_id", "OAuth client id of the cluster's agent"),
-            Field("grace_time", "seconds a booking lasts after its job starts", non_negative_int),
+            Field("grace_time", "seconds a booking is kept at least", non_negative_int),
+            Field(
+                "booking_max_age",
+                "seconds after which a booking whose job shows no checkout is dropped "
+                "(default 1800, never below the grace time)",
+                non_negative_int,
+                required=False,
+            ),
             Field(
                 "type",
                 "license server type",

@@ -32,9 +32,14 @@ def test_configuration_round_trip(lm_cli: CliRunner):
         "CLUSTER": "cluster-a",
         "TYPE": "rlm",
         "GRACE TIME": "60",
+        "BOOKING MAX AGE": "1800",
     }
-    updated = lm_cli("configurations", "update", "1", "--grace-time", "300", "--type", "flexlm")
+    updated = lm_cli(
+        "configurations", "update", "1", "--grace-time", "300", "--type", "flexlm",
+        "--booking-max-age", "3600",
+    )  # fmt: skip
     assert shown_fields(updated)["GRACE TIME"] == "300"
+    assert shown_fields(updated)["BOOKING MAX AGE"] == "3600"
     assert shown_fields(updated)["TYPE"] == "flexlm"
     assert shown_fields(updated)["NAME"] == "pool"  # fields not given stay as they were
 
