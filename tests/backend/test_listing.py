@@ -62,7 +62,7 @@ def test_sort_ascending_and_descending(client, auth_headers, products):
     [
         ("products", "id, name"),
         ("license_servers", "id, host, port, config_id"),
-        ("configurations", "id, name, cluster_client_id, grace_time, type"),
+        ("configurations", "id, name, cluster_client_id, grace_time, booking_max_age, type"),
         ("features", "id, name, product_name, config_id, reserved, total, used, reported_at"),
     ],
 )
