@@ -204,11 +204,16 @@ def _shortage(state: Row[Any], requested: int) -> dict[str, object] | None:
 HISTORY_ONLY = ("code", "feature_id")
 
 
-def _refuse(errors: dict[str, dict[str, object]], cluster: str) -> NoReturn:
-    """Roll the request back, keep the refusals in the history, and answer 409 naming each
-    refused license and why."""
+def _refuse(
+    errors: dict[str, dict[str, object]],
+    cluster: str,
+    slurm_job_id: str,
+    quantities: Mapping[int, int],
+) -> NoReturn:
+    """Roll the request back, keep the refusals in the history and as the job's last refusal
+    (backend/why.py), and answer 409 naming each refused license and why."""
     db.session.rollback()
-    history.record_refusals(cluster, errors)
+    history.record_refusals(cluster, errors, slurm_job_id, quantities)
     errors = {
         name: {key: value for key, value in shortage.items() if key not in HISTORY_ONLY}
         for name, shortage in errors.items()
@@ -225,8 +230,11 @@ def _refuse(errors: dict[str, dict[str, object]], cluster: str) -> NoReturn:
     abort(409, message=f"Licenses refused, nothing was booked ({reasons}).", errors=errors)
 
 
-def book(job_id: int, quantities: Mapping[int, int], cluster: str) -> list[dict[str, Any]]:
-    """Book `quantities` (feature id -> licenses) for a job of `cluster`, all or nothing, or
+def book(
+    job_id: int, quantities: Mapping[int, int], cluster: str, slurm_job_id: str
+) -> list[dict[str, Any]]:
+    """Book `quantities` (feature id -> licenses) for Slurm job `slurm_job_id` of `cluster`
+    (the API's job `job_id`), all or nothing, or
     abort with 409 (the refusal kept in the usage history).
 
     Locks every feature row of the requested pools, then inserts and checks the rule against
@@ -251,6 +259,8 @@ def book(job_id: int, quantities: Mapping[int, int], cluster: str) -> list[dict[
                 for feature_id in sorted(vanished)
             },
             cluster,
+            slurm_job_id,
+            quantities,
         )
     states = db.session.execute(
         BOOK_AND_STATE_SQL,
@@ -270,7 +280,7 @@ def book(job_id: int, quantities: Mapping[int, int], cluster: str) -> list[dict[
         if shortage is not None:
             errors[state.product_feature] = {**shortage, "feature_id": state.feature_id}
     if errors:
-        _refuse(errors, cluster)
+        _refuse(errors, cluster, slurm_job_id, quantities)
     history.count_granted(quantities)
     return [{field: getattr(state, field) for field in BOOKING_FIELDS} for state in states]
 
@@ -322,6 +332,6 @@ def post_job(job: Mapping[str, Any], requests: Sequence[Mapping[str, Any]]) -> d
     )
     quantities, untracked = tracked_quantities(feature_ids, requests)
     row = db.session.execute(REPLACE_JOB_SQL, dict(job)).one()._asdict()
-    bookings = book(row["id"], quantities, job["cluster_client_id"])
+    bookings = book(row["id"], quantities, job["cluster_client_id"], row["slurm_job_id"])
     db.session.commit()
     return {**row, "bookings": bookings, "untracked": untracked}

@@ -101,8 +101,45 @@ def count_granted(quantities: Mapping[int, int]) -> None:
         )
 
 
-def record_refusals(cluster: str, errors: Mapping[str, Mapping[str, Any]]) -> None:
-    """Keep each refused license of a job (the 409's `errors`), in its own short transaction."""
+# The job's last refusal (why it waits, backend/why.py) replaces its earlier one; refusals of
+# jobs that never came back (cancelled while pending) go after JOB_REFUSAL_KEEP.
+JOB_REFUSAL_KEEP = timedelta(days=7)
+RECORD_JOB_REFUSAL_SQL = text(
+    """
+INSERT INTO job_refusals (cluster_client_id, slurm_job_id, refused_at, wanted, reasons)
+VALUES (:cluster, :slurm_job_id, now(), CAST(:wanted AS jsonb), CAST(:reasons AS jsonb))
+ON CONFLICT (cluster_client_id, slurm_job_id) DO UPDATE SET
+    refused_at = EXCLUDED.refused_at, wanted = EXCLUDED.wanted, reasons = EXCLUDED.reasons
+"""
+)
+
+
+def record_refusals(
+    cluster: str,
+    errors: Mapping[str, Mapping[str, Any]],
+    slurm_job_id: str,
+    quantities: Mapping[int, int],
+) -> None:
+    """Keep each refused license of a job (the 409's `errors`) and, as the job's last refusal,
+    what it wanted (feature id -> licenses) and why, in one short transaction of its own."""
+    db.session.execute(
+        text("DELETE FROM job_refusals WHERE refused_at < now() - :keep"),
+        {"keep": JOB_REFUSAL_KEEP},
+    )
+    db.session.execute(
+        RECORD_JOB_REFUSAL_SQL,
+        {
+            "cluster": cluster,
+            "slurm_job_id": slurm_job_id,
+            "wanted": json.dumps({str(fid): quantity for fid, quantity in quantities.items()}),
+            "reasons": json.dumps(
+                {
+                    name: {key: value for key, value in shortage.items() if key != "feature_id"}
+                    for name, shortage in errors.items()
+                }
+            ),
+        },
+    )
     rows = [
         {
             "cluster": cluster,
@@ -116,6 +153,7 @@ def record_refusals(cluster: str, errors: Mapping[str, Mapping[str, Any]]) -> No
         for name, shortage in errors.items()
     ]
     if not rows:
+        db.session.commit()
         return
     db.session.execute(
         text(

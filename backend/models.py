@@ -414,3 +414,21 @@ class RefusalCounter(db.Model):
     product_feature: Mapped[str] = mapped_column(String(511), primary_key=True)
     reason: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class JobRefusal(db.Model):
+    """The prolog's last refusal of a Slurm job (backend/why.py): one row per cluster's job,
+    replaced by each refusal, deleted with the job or after WHY_KEEP. No foreign key: a refused
+    job has no row in `jobs` (nothing is recorded when its booking is refused)."""
+
+    __tablename__ = "job_refusals"
+
+    cluster_client_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    slurm_job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    refused_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )
+    # Tracked licenses the job wanted: {"<feature id>": quantity}.
+    wanted: Mapped[dict[str, int]] = mapped_column(JSONB, nullable=False)
+    # The 409's errors with their reason codes: {"product.feature": {"requested", ...}}.
+    reasons: Mapped[dict[str, dict[str, object]]] = mapped_column(JSONB, nullable=False)

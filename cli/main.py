@@ -16,6 +16,7 @@ from cli.api import ApiClient, CliError, token_source
 from cli.resources import ACTION_ALIASES, RESOURCES, Resource, positive_int
 from cli.session import StoredLogin, TokenFile
 from cli.usage import add_usage_action
+from cli.why import add_why_action
 
 DEFAULT_TIMEOUT = 30
 SORT_ORDERS = ("ascending", "descending")
@@ -221,6 +222,8 @@ def add_resource_commands(
         parser.set_defaults(handler=HANDLERS[action], resource=resource, parser=parser)
     if resource.command == "features":
         add_usage_action(actions, connection)
+    if resource.command == "jobs":
+        add_why_action(actions, connection)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,7 @@ DATA_TABLES = (
     "history_state",
     "refusals",
     "refusal_counters",
+    "job_refusals",
 )
 
 

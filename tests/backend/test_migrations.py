@@ -31,6 +31,7 @@ TABLES = {
     "history_state",
     "refusals",
     "refusal_counters",
+    "job_refusals",
 }
 
 

@@ -106,7 +106,9 @@ class Bookings(MethodView):
                 f"cluster {job.cluster_client_id!r}."
             )
             abort(422, message=message, errors={"json": {"feature_id": [message]}})
-        [booking] = book(job_id, {feature_id: booking_data["quantity"]}, job.cluster_client_id)
+        [booking] = book(
+            job_id, {feature_id: booking_data["quantity"]}, job.cluster_client_id, job.slurm_job_id
+        )
         db.session.commit()
         return booking
 

@@ -10,7 +10,7 @@ from flask_smorest import abort
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import selectinload
 
-from backend import auth
+from backend import auth, why
 from backend.booking import post_job
 from backend.extensions import db
 from backend.models import Booking, Feature, Job
@@ -21,6 +21,8 @@ from backend.resources.jobs.schemas import (
     JobCreatedSchema,
     JobCreateSchema,
     JobSchema,
+    JobWhySchema,
+    SlurmJobIdPathSchema,
 )
 from backend.resources.listing import Listing, paginate
 from backend.resources.persistence import get_or_404
@@ -102,8 +104,9 @@ def _own_job_by_slurm_id(slurm_job_id: str) -> Job:
 
 
 def _delete(job: Job) -> None:
-    """Delete the job; the database deletes its bookings with it."""
+    """Delete the job and its last refusal; the database deletes its bookings with it."""
     db.session.execute(delete(Job).where(Job.id == job.id))
+    why.forget(job.cluster_client_id, job.slurm_job_id)
     db.session.commit()
 
 
@@ -179,3 +182,19 @@ class JobBySlurmId(MethodView):
     def delete(self, slurm_job_id):
         """Delete the caller's cluster's job with this Slurm job id (the epilog's request)."""
         _delete(_own_job_by_slurm_id(slurm_job_id))
+
+
+@blp.route("/slurm_job_id/<string:slurm_job_id>/why")
+class WhyJobWaits(MethodView):
+    @auth.require("job", "read")
+    @blp.arguments(SlurmJobIdPathSchema, location="path", as_kwargs=True)
+    @blp.response(200, JobWhySchema)
+    @blp.alt_response(404, description="The caller's cluster knows no job with this Slurm id")
+    def get(self, slurm_job_id):
+        """Why the caller's cluster's job waits for licenses: what it wants, its pools now, and
+        the prolog's last refusal."""
+        cluster = caller_cluster()
+        answer = why.explain(cluster, slurm_job_id)
+        if answer is None:
+            abort(404, message=f"No job {slurm_job_id!r} in cluster {cluster!r}.")
+        return answer

@@ -60,3 +60,56 @@ class JobCreatedSchema(JobSchema):
         fields.String(),
         metadata={"description": "Requested licenses the API does not track for the cluster."},
     )
+
+
+class SlurmJobIdPathSchema(Schema):
+    slurm_job_id = SlurmJobId(required=True)
+
+
+class LicenseNowSchema(Schema):
+    """One license the job wants and its pool now, as the booking rule sees it."""
+
+    license = fields.String(metadata={"example": "abaqus.abaqus@flexlm"})
+    feature_id = fields.Integer()
+    wanted = fields.Integer()
+    report_status = fields.String(allow_none=True)
+    reported_at = fields.DateTime(allow_none=True)
+    total = fields.Integer(metadata={"description": "Licenses on the server"})
+    used = fields.Integer(
+        metadata={"description": "In use on the server: desktops, other clusters, running jobs"}
+    )
+    reserved = fields.Integer(metadata={"description": "Kept for desktops"})
+    booked = fields.Integer(metadata={"description": "Bookings of every cluster on the pool"})
+    booked_by_other_clusters = fields.Integer()
+    free = fields.Integer(metadata={"description": "max(0, total - used - reserved - booked)"})
+
+
+class RefusalSchema(Schema):
+    refused_at = fields.DateTime()
+    reasons = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(),
+        metadata={
+            "description": "Per product.feature, as the 409 said: requested and available, or "
+            "a reason (stale, unreachable, ...), with its code"
+        },
+    )
+
+
+class JobWhySchema(Schema):
+    slurm_job_id = fields.String()
+    cluster_client_id = fields.String()
+    waiting = fields.Boolean(
+        metadata={"description": "Its last refusal is newer than its record (or it has none)"}
+    )
+    explanation = fields.String(
+        metadata={
+            "example": "licenses: abaqus.abaqus@flexlm 6 wanted, 4 free of 10 (3 in use on "
+            "the license server, 2 reserved for desktops, 1 booked by other clusters)"
+        }
+    )
+    licenses = fields.List(fields.Nested(LicenseNowSchema))
+    last_refusal = fields.Nested(RefusalSchema, allow_none=True)
+    job_created_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When its booking was granted (null: never)"}
+    )
