@@ -13,28 +13,6 @@ from tests.backend.pools import add_configuration, report
 ABAQUS = "abaqus.abaqus"
 
 
-@pytest.fixture
-def post_job(client, auth_headers):
-    """POST a job of `cluster` booking {product_feature: quantity}; return the response."""
-
-    def post(bookings: dict[str, int], slurm_job_id: str = "100", cluster: str = "cluster-a"):
-        return client.post(
-            "/lm/jobs",
-            json={
-                "slurm_job_id": slurm_job_id,
-                "username": "user123",
-                "lead_host": "node01",
-                "bookings": [
-                    {"product_feature": name, "quantity": quantity}
-                    for name, quantity in bookings.items()
-                ],
-            },
-            headers=auth_headers("license-manager:job:create", client_id=cluster),
-        )
-
-    return post
-
-
 def booked(client, auth_headers) -> dict[str, int]:
     """Every cluster's bookings, summed by product_feature."""
     listed = client.get("/lm/bookings", headers=auth_headers()).json

@@ -17,25 +17,6 @@ def agent(auth_headers):
     return lambda cluster="cluster-a": auth_headers(*AGENT, client_id=cluster)
 
 
-@pytest.fixture
-def post_job(client, agent):
-    """The prolog's request: book {product_feature: quantity} for a job of `cluster`."""
-
-    def post(bookings: dict[str, int], slurm_job_id: str, cluster: str = "cluster-a"):
-        return client.post(
-            "/lm/jobs",
-            json={
-                "slurm_job_id": slurm_job_id,
-                "username": "user123",
-                "lead_host": "node01",
-                "bookings": [{"product_feature": n, "quantity": q} for n, q in bookings.items()],
-            },
-            headers=agent(cluster),
-        )
-
-    return post
-
-
 def why(client, headers, slurm_job_id: str):
     return client.get(f"/lm/jobs/slurm_job_id/{slurm_job_id}/why", headers=headers)
 
