@@ -578,11 +578,16 @@ def reservation_targets(
             log.warning("%s is not a license of this Slurm cluster: skipped", name)
             continue
         usage = usage_of[name]
+        # The pool's figures as the booking rule counts them (every cluster's fresh reports):
+        # never less used nor less reserved than the API holds.
+        pool = feature.get("pool") or {}
         server_used = usage.used if usage else None
+        if server_used is not None and isinstance(pool.get("used"), int):
+            server_used = max(server_used, pool["used"])
         pool_total = pool_total_of(usage, feature)
         if pool_total is not None:
             totals[name] = (slurm_license.total, pool_total)
-        booked, reserved = feature["booked"], feature["reserved"]
+        booked, reserved = feature["booked"], pool.get("reserved", feature["reserved"])
         if without_api is None:
             targets[name] = reserve_for(server_used, slurm_license, booked, reserved, pool_total)
         else:
@@ -595,11 +600,15 @@ def reservation_targets(
 
 def pool_total_of(usage: FeatureUsage | None, feature: Mapping[str, Any]) -> int | None:
     """The pool's total as the booking rule counts it: what we just read, or less when the API
-    holds less from a good report (another member of the pool reported a lower total). A
+    holds less (its `pool.total`, the lowest fresh report of the pool's members; from an API
+    without pool figures, the feature's own good report). A
     feature never reported, or last reported unreadable, has no total in the API to go by (its
     0 is no figure). None when not read."""
     if usage is None:
         return None
+    pool_total = (feature.get("pool") or {}).get("total")
+    if isinstance(pool_total, int):  # the lowest fresh report of the pool's members
+        return min(usage.total, pool_total)
     api_total = feature.get("total")
     if feature.get("report_status") != REPORT_OK or not isinstance(api_total, int):
         return usage.total

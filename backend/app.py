@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from functools import partial
@@ -9,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
-from flask import Flask, Response, send_from_directory
-from flask_smorest import Api
-from sqlalchemy.exc import OperationalError
+from flask import Flask, Response, request, send_from_directory
+from flask_smorest import Api, abort
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from backend import auth
 from backend import models as _models  # noqa: F401  (registers the tables for Flask-Migrate)
-from backend.extensions import db, migrate
+from backend.extensions import DATABASE_RETRY_AFTER, db, migrate
 from backend.history import history_cli
 from backend.metrics import measure_requests
 from backend.resources import BLUEPRINTS
@@ -27,6 +29,10 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 API_PREFIX = "/lm"
 log = logging.getLogger(__name__)
 SWAGGER_UI_STATIC = f"{API_PREFIX}/docs/static/"
+# Seconds connecting to the database may take before the request answers 503.
+DATABASE_CONNECT_TIMEOUT = 5
+# What a lost or refused database connection raises: answered 503, never 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -36,7 +42,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(
         LM_SETTINGS=settings,
         SQLALCHEMY_DATABASE_URI=sqlalchemy_url(settings.database_url),
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # pre_ping: a connection the database dropped (restart) is replaced before use, so the
+        # API recovers by itself when the database is back.
+        SQLALCHEMY_ENGINE_OPTIONS={
+            "pool_pre_ping": True,
+            "connect_args": {"connect_timeout": DATABASE_CONNECT_TIMEOUT},
+        },
+        # Werkzeug refuses longer bodies (413) when reading them, chunked ones too.
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
         API_TITLE="License Manager for Slurm",
         API_VERSION="1",
         OPENAPI_VERSION="3.0.3",
@@ -59,11 +72,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
 
     db.init_app(app)
+    # Registered after flask-sqlalchemy's teardown, so it runs first (Flask runs them reversed).
+    app.teardown_appcontext(_release_session)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     # One Api per app: a module-level one would serve the last app's OpenAPI document to all.
     api = Api(app)
     app.register_error_handler(HTTPException, partial(_json_error, api))
-    app.register_error_handler(OperationalError, partial(_database_unavailable, api))
+    for error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error, partial(_database_unavailable, api))
+    app.before_request(_refuse_large_body)
     auth.init_app(app, api)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=f"{API_PREFIX}{blueprint.url_prefix or ''}")
@@ -98,20 +115,48 @@ def _json_error(api: Api, error: HTTPException) -> tuple[dict[str, Any], int, di
     return payload, status, {**own_headers, **(headers or {})}
 
 
-def _database_unavailable(
-    api: Api, error: OperationalError
-) -> tuple[dict[str, Any], int, dict[str, str]]:
+def _release_session(_error: BaseException | None) -> None:
+    """End the request's session even when the database dropped its connection meanwhile.
+
+    Closing rolls back, which raises on a connection PostgreSQL terminated (restart); the
+    answer is already made, so invalidate the connection (the pool replaces it) instead of
+    letting the error turn that answer into a 500.
+    """
+    try:
+        db.session.remove()
+    except DATABASE_UNAVAILABLE:
+        db.session().invalidate()
+        db.session.remove()
+
+
+def _refuse_large_body() -> None:
+    """413 as soon as the announced length passes LM_MAX_BODY_BYTES, before anything reads it.
+
+    A chunked body announces no length; Werkzeug would silently cut it at the limit, so it is
+    refused (411) instead: every client of this API sends Content-Length.
+    """
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        abort(413, message=f"Request body larger than {limit} bytes (LM_MAX_BODY_BYTES).")
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        abort(411, message="Send the request body with a Content-Length, not chunked.")
+
+
+def _database_unavailable(api: Api, error: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
     """A JSON 503 with Retry-After, not a 500, while the database cannot be reached.
 
     It restarts or fails over to a standby (docs/deploy.md): the agent's prolog treats a 5xx
-    like no answer, and the next request reconnects (pool_pre_ping drops dead connections).
+    like no answer, and the next request after it returns gets a fresh connection
+    (pool_pre_ping drops dead ones), so no restart of the API is needed.
     """
-    reason = str(error.orig or error).strip().splitlines()
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
     log.warning("database unavailable: %s", reason[0] if reason else type(error).__name__)
-    return _json_error(
-        api,
-        ServiceUnavailable("The database cannot be reached; try again shortly.", retry_after=5),
+    with contextlib.suppress(*DATABASE_UNAVAILABLE):  # the connection is gone; the pool renews it
+        db.session.rollback()
+    unavailable = ServiceUnavailable(
+        "The database cannot be reached; retry later.", retry_after=DATABASE_RETRY_AFTER
     )
+    return _json_error(api, unavailable)
 
 
 def _summarize(errors: Any, where: str = "") -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from flask import current_app
@@ -48,18 +49,96 @@ pool AS (
 )
 """
 
-POOL_BOOKED_SQL = (
+
+def _freshness() -> dict[str, int]:
+    """The parameters of `_recent`."""
+    return {
+        "fresh_intervals": current_app.config["LM_SETTINGS"].report_fresh_intervals,
+        "default_interval": DEFAULT_REPORT_INTERVAL,
+    }
+
+
+def _recent(feature: str) -> str:
+    """SQL: `feature`'s last report is recent enough to book on: within LM_REPORT_FRESH_INTERVALS
+    of its agent's reconcile interval (the default interval when the report stated none)."""
+    return (
+        f"{feature}.reported_at > now() - make_interval(secs => :fresh_intervals"
+        f" * COALESCE({feature}.report_interval, :default_interval))"
+    )
+
+
+# A pool's figures, conservatively from the members whose report is fresh (the server answered,
+# recently): the lowest total, the highest used. Members are views of one server, so their
+# figures differ only by timing or by mistake; this way one cluster reporting a higher total or
+# a lower usage, by mistake or on purpose, cannot make another cluster's pool overbook. The
+# desktops' `reserved` is configuration, not a report: the highest of all members counts.
+# `member_ids` feeds the pool's bookings (of every cluster).
+POOL_FIGURES = f"""
+    MIN(member.total) FILTER (WHERE member.report_status = 'ok' AND {_recent("member")}) AS total,
+    MAX(member.used) FILTER (WHERE member.report_status = 'ok' AND {_recent("member")}) AS used,
+    MAX(member.reserved) AS reserved,
+    array_agg(member.id) AS member_ids
+"""
+POOL_BOOKED = "(SELECT COALESCE(SUM(quantity), 0) FROM bookings WHERE feature_id = ANY({}))"
+
+POOL_FIGURES_SQL = text(
     POOL_MEMBERS_SQL
-    + """,
-booked AS (
-    SELECT pool.feature_id, COALESCE(SUM(bookings.quantity), 0) AS quantity
-    FROM pool LEFT JOIN bookings ON bookings.feature_id = pool.member_id
+    + f""",
+figures AS (
+    SELECT pool.feature_id, {POOL_FIGURES}
+    FROM pool JOIN features member ON member.id = pool.member_id
     GROUP BY pool.feature_id
 )
+SELECT figures.feature_id, figures.total, figures.used, figures.reserved,
+    {POOL_BOOKED.format("figures.member_ids")} AS booked,
+    requested.report_status = 'ok' AND {_recent("requested")} AS fresh
+FROM figures JOIN features requested ON requested.id = figures.feature_id
 """
 )
 
-BOOKED_ON_POOLS_SQL = text(POOL_BOOKED_SQL + "SELECT feature_id, quantity FROM booked")
+
+@dataclass(frozen=True)
+class PoolFigures:
+    """What the booking rule knows of one feature's pool (docs/architecture.md, "Pools").
+
+    `total` and `used` are None when no member has a fresh report; `fresh` is whether the
+    feature's own report is (the rule books only on a fresh report of the cluster's own server).
+    """
+
+    total: int | None
+    used: int | None
+    reserved: int
+    booked: int
+    fresh: bool
+
+    @property
+    def available(self) -> int:
+        """Licenses the rule would grant now: total - used - reserved - booked, at least 0."""
+        if not self.fresh or self.total is None or self.used is None:
+            return 0
+        return max(0, self.total - self.used - self.reserved - self.booked)
+
+
+def pool_figures(feature_ids: Iterable[int]) -> dict[int, PoolFigures]:
+    """Each feature's pool figures, from every cluster's members; unknown ids are left out."""
+    ids = sorted(set(feature_ids))
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        POOL_FIGURES_SQL,
+        {"feature_ids": ids, **_freshness()},
+    )
+    return {
+        row.feature_id: PoolFigures(
+            total=row.total,
+            used=row.used,
+            reserved=int(row.reserved),
+            booked=int(row.booked),
+            fresh=bool(row.fresh),
+        )
+        for row in rows
+    }
+
 
 # Row locks on every feature of the requested pools, in id order so that two admissions
 # locking overlapping pools queue behind each other instead of deadlocking. Answers the pools.
@@ -78,7 +157,7 @@ SELECT pool.feature_id, pool.member_id FROM pool JOIN locked ON locked.id = pool
 # of every admission that held the locks before; being one statement, its own inserts are not
 # in the sums. When the rule refuses, the caller rolls the inserts back.
 BOOK_AND_STATE_SQL = text(
-    """
+    f"""
 WITH inserted AS (
     INSERT INTO bookings (job_id, feature_id, quantity, created_at)
     SELECT :job_id, wanted.feature_id, wanted.quantity, now()
@@ -87,21 +166,19 @@ WITH inserted AS (
     RETURNING id, job_id, feature_id, quantity, created_at
 ),
 pool AS (
-    SELECT feature_id, array_agg(member_id) AS member_ids
+    SELECT members.feature_id, {POOL_FIGURES}
     FROM unnest(CAST(:pool_feature_ids AS integer[]), CAST(:pool_member_ids AS integer[]))
         AS members(feature_id, member_id)
-    GROUP BY feature_id
+    JOIN features member ON member.id = members.member_id
+    GROUP BY members.feature_id
 )
 SELECT inserted.id, inserted.job_id, inserted.feature_id, inserted.quantity,
     inserted.created_at, products.name || '.' || requested.name AS product_feature,
-    requested.total, requested.used, requested.reserved, requested.report_status,
-    requested.reported_at > now() - make_interval(
-        secs => :fresh_intervals * COALESCE(requested.report_interval, :default_interval)
-    ) AS fresh,
+    pool.total, pool.used, pool.reserved, requested.report_status,
+    {_recent("requested")} AS fresh,
     COALESCE(requested.report_interval, :default_interval) AS report_interval,
     EXTRACT(EPOCH FROM now() - requested.reported_at) AS report_age,
-    (SELECT COALESCE(SUM(quantity), 0) FROM bookings WHERE feature_id = ANY(pool.member_ids))
-        AS booked
+    {POOL_BOOKED.format("pool.member_ids")} AS booked
 FROM inserted
 JOIN pool ON pool.feature_id = inserted.feature_id
 JOIN features requested ON requested.id = inserted.feature_id
@@ -114,11 +191,7 @@ BOOKING_FIELDS = ("id", "job_id", "feature_id", "product_feature", "quantity", "
 
 def booked_on_pools(feature_ids: Iterable[int]) -> dict[int, int]:
     """Licenses booked by every cluster on each feature's pool; unknown ids are left out."""
-    ids = sorted(set(feature_ids))
-    if not ids:
-        return {}
-    rows = db.session.execute(BOOKED_ON_POOLS_SQL, {"feature_ids": ids})
-    return {feature_id: int(booked) for feature_id, booked in rows}
+    return {feature_id: pool.booked for feature_id, pool in pool_figures(feature_ids).items()}
 
 
 # The cluster's feature for each wanted (product, feature) pair, lowercased. When two of the
@@ -194,7 +267,8 @@ def _shortage(state: Row[Any], requested: int) -> dict[str, object] | None:
             f"{intervals} reconcile intervals of {state.report_interval} s",
             "code": "stale",
         }
-    available = max(0, state.total - state.used - state.reserved - int(state.booked))
+    figures = PoolFigures(state.total, state.used, state.reserved, int(state.booked), True)
+    available = figures.available
     if requested > available:
         return {"requested": requested, "available": available, "code": "insufficient"}
     return None
@@ -270,8 +344,7 @@ def book(
             "quantities": [quantities[feature_id] for feature_id in feature_ids],
             "pool_feature_ids": [feature_id for feature_id, _ in pool],
             "pool_member_ids": [member_id for _, member_id in pool],
-            "fresh_intervals": current_app.config["LM_SETTINGS"].report_fresh_intervals,
-            "default_interval": DEFAULT_REPORT_INTERVAL,
+            **_freshness(),
         },
     ).all()
     errors = {}

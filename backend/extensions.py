@@ -21,6 +21,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# Seconds a client is told to wait (Retry-After) while the database cannot be reached: about
+# the time PostgreSQL takes to restart.
+DATABASE_RETRY_AFTER = 5
+
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 # Limits only where a view asks (login page, device endpoint); counted per client address, in

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -88,15 +89,22 @@ class LicenseServer(db.Model):
 
 
 class Product(db.Model):
-    """A licensed product (abaqus, ansys, ...); features of many configurations refer to it."""
+    """A licensed product (abaqus, ansys, ...); features of many configurations refer to it.
+
+    Names are unique case-insensitively: `ABAQUS` and `abaqus` are one product, so clusters
+    cannot split one license server's pool in two by spelling it differently.
+    """
 
     __tablename__ = "products"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
 
     # "all": never detach features on delete; the database refuses (RESTRICT) while any exist.
     features: Mapped[list[Feature]] = relationship(back_populates="product", passive_deletes="all")
+
+
+PRODUCT_NAME_INDEX = Index("uq_products_lower_name", func.lower(Product.name), unique=True)
 
 
 class Feature(db.Model):
@@ -432,3 +440,15 @@ class JobRefusal(db.Model):
     wanted: Mapped[dict[str, int]] = mapped_column(JSONB, nullable=False)
     # The 409's errors with their reason codes: {"product.feature": {"requested", ...}}.
     reasons: Mapped[dict[str, dict[str, object]]] = mapped_column(JSONB, nullable=False)
+
+
+class TokenAttempt(db.Model):
+    """Token requests counted against one client id or remote address (backend/auth/throttle)."""
+
+    __tablename__ = "token_attempts"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    window_start: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )

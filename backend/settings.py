@@ -228,6 +228,31 @@ class Settings:
         "`true`: `/lm/metrics` answers without a token; otherwise it needs "
         "`license-manager:metrics:read`",
     )
+    max_body_bytes: int = env(
+        "LM_MAX_BODY_BYTES",
+        "int",
+        256 * 1024,
+        "largest request body accepted; longer ones answer 413 before they are read",
+        minimum=1024,
+    )
+    token_failure_limit: int = env(
+        "LM_TOKEN_FAILURE_LIMIT",
+        "int",
+        10,
+        "failed token requests allowed per client id and per remote address in a window "
+        "(429 beyond)",
+        minimum=1,
+    )
+    token_failure_window: int = env(
+        "LM_TOKEN_FAILURE_WINDOW", "int", 60, "seconds of that window", minimum=1
+    )
+    client_recheck: int = env(
+        "LM_CLIENT_RECHECK",
+        "int",
+        60,
+        "seconds within which a deleted OAuth client's tokens stop being accepted",
+        minimum=1,
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

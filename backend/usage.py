@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask_smorest import abort
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import ARRAY, Integer, Text, and_, any_, bindparam, func, select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from backend import history
@@ -30,15 +30,29 @@ def record_usage(cluster: str | None, reports: Iterable[Mapping[str, Any]]) -> l
         (report["product_name"].lower(), report["feature_name"].lower()): report
         for report in reports
     }
-    # Lock in id order, as booking admission does, so concurrent writers cannot deadlock.
+    # Lock in id order, as booking admission does, so concurrent writers cannot deadlock. The
+    # wanted names arrive as two arrays joined to the features: a list of (product, feature)
+    # pairs in an IN clause nests one expression per pair and exceeds PostgreSQL's stack depth
+    # at a few thousand entries.
+    pairs = list(by_name)
+    wanted = (
+        select(
+            func.unnest(bindparam("products", [p for p, _ in pairs], ARRAY(Text))).label("product"),
+            func.unnest(bindparam("features", [f for _, f in pairs], ARRAY(Text))).label("feature"),
+        )
+    ).subquery()
     features = db.session.scalars(
         select(Feature)
         .join(Feature.product)
         .join(Feature.configuration)
-        .where(
-            Configuration.cluster_client_id == cluster,
-            tuple_(func.lower(Product.name), func.lower(Feature.name)).in_(list(by_name)),
+        .join(
+            wanted,
+            and_(
+                func.lower(Product.name) == wanted.c.product,
+                func.lower(Feature.name) == wanted.c.feature,
+            ),
         )
+        .where(Configuration.cluster_client_id == cluster)
         .options(contains_eager(Feature.product))
         .order_by(Feature.id)
         .with_for_update(of=Feature)
@@ -76,7 +90,7 @@ def record_usage(cluster: str | None, reports: Iterable[Mapping[str, Any]]) -> l
     return list(
         db.session.scalars(
             select(Feature)
-            .where(Feature.id.in_(feature_ids))
+            .where(Feature.id == any_(bindparam("ids", feature_ids, ARRAY(Integer))))
             .options(joinedload(Feature.product))
             .order_by(Feature.id)
         ).all()

@@ -71,18 +71,18 @@ def permission_name(resource: str, action: str) -> str:
 # sides): the API treats tokens issued to it as a person's, never as a cluster's.
 DEFAULT_CLI_CLIENT_ID = "lm-cli"
 
-# What a cluster's agent needs: read its pools, report usage, post and delete its jobs (prolog,
-# epilog, reconcile), release stale bookings and record license failures (epilog). Nothing
-# else: an agent cannot change pools.
+# What a cluster's agent needs, and no more: read its own pools (configurations come with their
+# servers, features and products embedded), report usage (feature:update, which reaches only
+# its own cluster's features), post and delete its jobs (prolog, epilog, reconcile; bookings come
+# embedded in jobs), release stale bookings and record license failures (epilog). An agent
+# cannot change pools, products or other clusters' rows.
 AGENT_PERMISSIONS: tuple[str, ...] = tuple(
     f"{PERMISSION_PREFIX}:{resource}:{action}"
     for resource, actions in (
         ("configuration", ("read",)),
-        ("license-server", ("read",)),
-        ("product", ("read",)),
-        ("feature", ("read", "update")),
+        ("feature", ("update",)),
         ("job", ("read", "create", "delete")),
-        ("booking", ("read", "delete")),
+        ("booking", ("delete",)),
         ("license-failure", ("read", "create")),
     )
     for action in actions

@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from flask_smorest import Api
 
 from backend.auth.cli import clients_cli, users_cli
+from backend.auth.clients import ClientLiveness
 from backend.auth.guard import SECURITY_SCHEME, current_identity, ensure_cluster_access, require
 from backend.auth.issuer import blp as issuer_blp
 from backend.auth.issuer import create_authorization_server
@@ -23,7 +24,9 @@ from backend.auth.permissions import (
     Identity,
     has_permission,
     may_access_cluster,
+    may_read_cluster,
     validate_permission_names,
+    visible_cluster,
 )
 from backend.auth.provider import ProviderKeySource
 from backend.auth.tokens import (
@@ -48,8 +51,10 @@ __all__ = [
     "init_app",
     "issue_token",
     "may_access_cluster",
+    "may_read_cluster",
     "require",
     "validate_permission_names",
+    "visible_cluster",
 ]
 
 
@@ -94,6 +99,7 @@ def _auth_state(app: Flask, settings: Settings) -> AuthState:
         issuer=settings.public_url,
         audience=settings.oidc_audience,
         login_clients=login_clients,
+        client_exists=ClientLiveness(db.session, settings.client_recheck),
     )
     server = create_authorization_server(app, issuer, settings)
     return AuthState(settings, verifier, issuer, server)

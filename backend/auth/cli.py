@@ -106,7 +106,7 @@ def list_command(as_json: bool) -> None:
 @clients_cli.command("delete")
 @click.argument("client_id")
 def delete_command(client_id: str) -> None:
-    """Delete a client; tokens it already holds stay valid until they expire."""
+    """Delete a client; its tokens stop being accepted within LM_CLIENT_RECHECK seconds."""
     with click_errors(ClientError):
         delete_client(db.session, client_id)
     click.echo(f"deleted client {client_id}")

@@ -7,11 +7,13 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from backend.auth.permissions import validate_permission_names
+from backend.auth.permissions import Identity, validate_permission_names
 from backend.extensions import AnySession
 from backend.models import OAuthClient
 
@@ -105,3 +107,36 @@ def delete_client(session: AnySession, client_id: str) -> None:
         raise ClientError(f"no client {client_id!r}")
     session.delete(client)
     session.commit()
+
+
+class ClientLiveness:
+    """Whether the stored client a built-in token names still exists, asked of the database at
+    most once per `recheck` seconds per client and process (LM_CLIENT_RECHECK): a deleted
+    client's tokens stop being accepted within that time, not only at their expiry."""
+
+    def __init__(self, session: AnySession, recheck: float) -> None:
+        self._session = session
+        self._recheck = recheck
+        self._checked: dict[tuple[int, str], tuple[bool, float]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, identity: Identity) -> bool:
+        assert identity.client_ref is not None
+        key = (identity.client_ref, identity.client_id)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._checked.get(key)
+        if cached is not None and now - cached[1] < self._recheck:
+            return cached[0]
+        exists = (
+            self._session.scalar(
+                select(OAuthClient.id).where(
+                    OAuthClient.id == identity.client_ref,
+                    OAuthClient.client_id == identity.client_id,
+                )
+            )
+            is not None
+        )
+        with self._lock:
+            self._checked[key] = (exists, now)
+        return exists

@@ -10,12 +10,13 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, InsecureTransportError, grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
-from backend.auth.clients import find_client, verify_secret
+from backend.auth import client_auth
+from backend.auth.clients import CLIENT_ID_PATTERN, find_client, verify_secret
 from backend.auth.device import (
     DEVICE_PATH,
     PUBLIC_CLIENT_GRANTS,
@@ -52,6 +53,7 @@ class IssuerClient(ClientMixin):
 
     def __init__(self, row: OAuthClient) -> None:
         self.client_id = row.client_id
+        self.row_id = row.id
         self._secret_hash = row.secret_hash
         self._permissions = row.permissions.split()
 
@@ -94,19 +96,20 @@ def _query_client(client_id: str) -> ClientMixin | None:
     settings: Settings = current_app.config["LM_SETTINGS"]
     if client_id == settings.cli_client_id:
         return PublicCliClient(client_id)
-    row = find_client(db.session, client_id)
+    row = find_client(db.session, client_id) if CLIENT_ID_PATTERN.match(client_id) else None
     return IssuerClient(row) if row else None
 
 
-def _authenticate_by_form(query_client: Any, request: Any) -> IssuerClient | None:
-    """client_secret_post answering an unknown client like a wrong secret: invalid_client, 401.
+def _client_auth_method(read_credentials: Callable[[Any], tuple[str | None, str | None]]):
+    """An authlib client authentication method reading credentials with `read_credentials`;
+    every failure is authlib's invalid_client (401), unknown client and wrong secret alike."""
 
-    (Authlib's own version answers 400 for an unknown client but 401 for a wrong secret.)
-    """
-    client_id = request.form.get("client_id")
-    secret = request.form.get("client_secret")
-    client = query_client(client_id) if client_id and secret else None
-    return client if client and client.check_client_secret(secret) else None
+    def authenticate_client(query_client: Any, oauth_request: Any) -> IssuerClient | None:
+        client_id, secret = read_credentials(oauth_request)
+        row = client_auth.authenticate(client_id, secret, request.remote_addr)
+        return IssuerClient(row) if row else None
+
+    return authenticate_client
 
 
 def _authenticate_public(query_client: Any, request: Any) -> ClientMixin | None:
@@ -126,7 +129,8 @@ def create_authorization_server(
         if isinstance(user, Person):
             permissions = person_scope(user, scope).split()
             return issuer.issue_for_person(user.name, client.get_client_id(), permissions)
-        return issuer.issue(client.get_client_id(), scope.split())
+        row_id = client.row_id if isinstance(client, IssuerClient) else None
+        return issuer.issue(client.get_client_id(), scope.split(), client_row_id=row_id)
 
     def save_token(token: dict[str, Any], request: Any) -> None:
         """Access tokens are self-contained JWTs; only people's refresh tokens are stored."""
@@ -139,7 +143,12 @@ def create_authorization_server(
     server.register_grant(RefreshGrant)
     server.register_endpoint(DeviceEndpoint(server, settings.public_url))
     server.register_endpoint(Revocation)
-    server.register_client_auth_method("client_secret_post", _authenticate_by_form)
+    server.register_client_auth_method(
+        "client_secret_basic", _client_auth_method(client_auth.basic_credentials)
+    )
+    server.register_client_auth_method(
+        "client_secret_post", _client_auth_method(client_auth.form_credentials)
+    )
     server.register_client_auth_method("none", _authenticate_public)
     server.register_token_generator(
         "default",
@@ -249,6 +258,10 @@ TOKEN_REQUEST_DOC = {
         "200": {"description": '{"access_token", "token_type": "Bearer", "expires_in", "scope"}'},
         "400": {"description": "OAuth2 error: unsupported_grant_type, invalid_request, ..."},
         "401": {"description": "OAuth2 error invalid_client: unknown client or wrong secret"},
+        "429": {
+            "description": "Too many failed attempts for this client id or from this address "
+            "(LM_TOKEN_FAILURE_LIMIT per LM_TOKEN_FAILURE_WINDOW): wait Retry-After seconds"
+        },
     },
 }
 

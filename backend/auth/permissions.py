@@ -29,17 +29,24 @@ def validate_permission_names(names: Iterable[str]) -> list[str]:
     return unique
 
 
+# Claim of the built-in issuer's tokens naming the stored client (row id) they were issued to.
+CLIENT_REF_CLAIM = "lm_client_ref"
+
+
 @dataclass(frozen=True)
 class Identity:
     """The caller of one request: its cluster (OAuth client id) and what it may do.
 
     A person (a token of a login client such as lm-cli) has `person` set and no cluster
     (`client_id` empty): they act on clusters' jobs only as an admin, naming the cluster.
+    `client_ref` is the stored client of a token from the built-in token endpoint (None for
+    other tokens): such a token is refused once that client is deleted.
     """
 
     client_id: str
     permissions: frozenset[str]
     person: str = ""
+    client_ref: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -64,10 +71,14 @@ class Identity:
         scope = claims.get("scope")
         if isinstance(scope, str):
             permissions.update(scope.split())
+        client_ref = claims.get(CLIENT_REF_CLAIM)
+        ref = client_ref if type(client_ref) is int else None
         if client_id and client_id in login_clients:
             person = str(claims.get("sub") or "")
-            return cls(client_id="", permissions=frozenset(permissions), person=person)
-        return cls(client_id=client_id, permissions=frozenset(permissions))
+            return cls(
+                client_id="", permissions=frozenset(permissions), person=person, client_ref=ref
+            )
+        return cls(client_id=client_id, permissions=frozenset(permissions), client_ref=ref)
 
 
 def has_permission(identity: Identity, resource: str, action: str) -> bool:
@@ -76,5 +87,18 @@ def has_permission(identity: Identity, resource: str, action: str) -> bool:
 
 
 def may_access_cluster(identity: Identity, cluster_client_id: str) -> bool:
-    """Jobs and bookings belong to a cluster: only its client or an admin may touch them."""
+    """Configurations (with their license servers and features), jobs and bookings belong to a
+    cluster: only its client or an admin may change them (and a cluster sees only its own)."""
     return identity.is_admin or identity.client_id == cluster_client_id
+
+
+def may_read_cluster(identity: Identity, cluster_client_id: str) -> bool:
+    """Who sees a cluster's configurations, license servers and features: its own client, an
+    admin, and people (who are no cluster: read permissions let them see every pool)."""
+    return bool(identity.person) or may_access_cluster(identity, cluster_client_id)
+
+
+def visible_cluster(identity: Identity) -> str | None:
+    """The one cluster whose configurations a list shows the identity, or None for every
+    cluster (admins, people)."""
+    return None if identity.is_admin or identity.person else identity.client_id

@@ -24,6 +24,7 @@ from agent.config import AgentConfig
 from agent.kept_outputs import KEPT_OUTPUTS
 from agent.lock import exclusive_lock
 from agent.parsers import FeatureUsage
+from agent.polling import PollResult
 from agent.simulator.formats import GARBAGE
 from agent.slurm import Slurm, SlurmJob, SlurmLicense
 from devstack.catalog import add_configuration
@@ -197,6 +198,57 @@ def test_slurm_lets_a_job_take_exactly_what_the_booking_rule_grants(requested: i
     api_would_grant = server_used + desktop_reserved + booked + requested <= total
 
     assert slurm_would_start == api_would_grant
+
+
+@pytest.mark.parametrize("requested", range(0, 12))
+@pytest.mark.parametrize("slurm_total", [8, 10, 1000])
+def test_with_pool_figures_slurm_lets_a_job_take_what_the_rule_grants_and_never_more(
+    requested: int, slurm_total: int
+) -> None:
+    """Another cluster reports the server's total 10 and more usage than our poll saw; Slurm
+    may even count more licenses than the server has. Slurm's limit stays the booking rule's,
+    which counts the pool's lowest total and highest used (never above it)."""
+    pool = {"total": 10, "used": 5, "reserved": 1}
+    our_poll_used, slurm_used, booked = 3, 2, 1
+    license_ = SlurmLicense(ABAQUS, total=slurm_total, used=slurm_used, reserved=0)
+    reserve = reconcile.reserve_for(
+        max(our_poll_used, pool["used"]), license_, booked, pool["reserved"], pool["total"]
+    ).reserve
+
+    slurm_would_start = requested <= slurm_total - slurm_used - reserve
+    api_would_grant = pool["used"] + pool["reserved"] + booked + requested <= pool["total"]
+
+    if slurm_total >= pool["total"]:
+        assert slurm_would_start == api_would_grant
+    else:  # Slurm's own smaller count limits further: never more than the rule
+        assert not slurm_would_start or api_would_grant
+
+
+def test_reservation_targets_take_the_pools_figures_from_the_api(tmp_path: Path) -> None:
+    config = client_config("http://api", {"client_id": "a", "client_secret": "s"}, tmp_path)
+    configurations = [
+        {
+            "id": 1,
+            "type": "flexlm",
+            "features": [
+                {
+                    "name": "abaqus",
+                    "product": {"name": "abaqus"},
+                    "booked": 1,
+                    "reserved": 0,
+                    "pool": {"total": 10, "used": 6, "reserved": 2},
+                }
+            ],
+            "license_servers": [],
+        }
+    ]
+    poll = PollResult(configurations[0], {"abaqus": FeatureUsage(total=10, used=4)})
+    licenses = {ABAQUS: SlurmLicense(ABAQUS, total=100, used=0, reserved=0)}
+
+    [target] = reconcile.reservation_targets(config, configurations, [poll], licenses).values()
+
+    # highest used 6 + highest reserved 2 + booked 1 + the 90 Slurm counts beyond the pool's 10
+    assert target.reserve == 6 + 2 + 1 + 90
 
 
 @pytest.mark.parametrize("state", ["CONFIGURING", "COMPLETING"])

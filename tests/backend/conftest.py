@@ -40,6 +40,7 @@ DATA_TABLES = (
     "refusals",
     "refusal_counters",
     "job_refusals",
+    "token_attempts",
 )
 
 

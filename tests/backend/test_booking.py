@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from backend.booking import booked_on_pools
+from backend.booking import pool_figures
 from tests.backend.pools import add_configuration, report
 
 ABAQUS = "abaqus.abaqus"
@@ -105,7 +105,7 @@ def test_pool_is_one_product_and_feature(app, post_job):
     assert post_job({"abaqus.cae": 5, "other.abaqus": 5}, slurm_job_id="2").status_code == 201
 
 
-def test_booked_on_pools_sums_every_cluster(app, post_job):
+def test_pool_figures_sum_every_clusters_bookings(app, post_job):
     a = add_configuration(app, "cluster-a", {ABAQUS: {"total": 10}}, servers=[("ls", 1)])
     b = add_configuration(app, "cluster-b", {ABAQUS: {"total": 10}}, servers=[("ls", 1)])
     c = add_configuration(app, "cluster-c", {ABAQUS: {"total": 10}}, servers=[("ls", 2)])
@@ -113,9 +113,13 @@ def test_booked_on_pools_sums_every_cluster(app, post_job):
     post_job({ABAQUS: 3}, cluster="cluster-b")
 
     with app.app_context():
-        totals = booked_on_pools([a[ABAQUS], b[ABAQUS], c[ABAQUS], 999_999])
+        figures = pool_figures([a[ABAQUS], b[ABAQUS], c[ABAQUS], 999_999])
 
-    assert totals == {a[ABAQUS]: 5, b[ABAQUS]: 5, c[ABAQUS]: 0}
+    assert {feature: pool.booked for feature, pool in figures.items()} == {
+        a[ABAQUS]: 5,
+        b[ABAQUS]: 5,
+        c[ABAQUS]: 0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """Two real API processes (gunicorn, two workers each) on one database never overbook a pool.
 
 Many clients race for the last licenses of pools shared by two clusters; every admission locks
-the pool's feature rows, so the granted total must stop exactly at what the rule allows.
+the pool's feature rows, so the granted total must stop exactly at what the rule allows. A
+second race runs through a PostgreSQL restart while one cluster names the pool in capitals and
+reports a total 100 times the server's.
 
 To make the race certain rather than likely, a gate holds the first wave of admissions at their
 booking insert (after their check) until every worker has a request in flight: without the row
@@ -19,7 +21,7 @@ import psycopg
 import pytest
 import requests
 
-from backend.booking import booked_on_pools
+from backend.booking import booked_on_pools, pool_figures
 from devstack.processes import wait_for
 from tests.backend.conftest import api_processes
 from tests.backend.pools import add_configuration
@@ -122,3 +124,72 @@ def test_concurrent_admissions_on_two_processes_never_overbook(
     # pool is full: it ends exactly full. The mesher pool may stop short (a job needs both).
     assert booked[features["cluster-a"][SOLVER]] == granted[SOLVER] == allowed
     assert booked[features["cluster-a"][MESHER]] == granted[MESHER] <= allowed
+
+
+# The restart test: cluster-b spells the pool in capitals and reports a total 100 times the
+# server's, while PostgreSQL restarts under the load of both clusters on both API processes.
+SERVER_TOTAL, SERVER_USED = 10, 2
+RESTART_JOBS = 60
+
+
+def test_no_overbooking_across_a_database_restart_with_split_and_inflated_reports(
+    app, client, auth_headers, api_urls, postgres
+):
+    features = {
+        "cluster-a": add_configuration(
+            app, "cluster-a", {SOLVER: {"total": SERVER_TOTAL, "used": SERVER_USED}}, SHARED_SERVER
+        )[SOLVER],
+        "cluster-b": add_configuration(
+            app, "cluster-b", {"abaqus.ABAQUS": {"total": 1000, "used": 0}}, SHARED_SERVER
+        )["abaqus.ABAQUS"],
+    }
+    # The catalogue refuses the capitals: cluster-b's feature joins the same product's pool.
+    capital = client.post("/lm/products", json={"name": "ABAQUS"}, headers=auth_headers())
+    assert capital.status_code == 409
+    names = {"cluster-a": SOLVER, "cluster-b": "ABAQUS.ABAQUS"}
+    headers = {
+        cluster: auth_headers(
+            "license-manager:job:create", "license-manager:feature:update", client_id=cluster
+        )
+        for cluster in names
+    }
+    inflated = [{"product_name": "ABAQUS", "feature_name": "abaqus", "total": 1000, "used": 0}]
+    statuses: list[int] = []
+
+    def post(number: int) -> None:
+        cluster = ("cluster-a", "cluster-b")[number % 2]
+        url = api_urls[(number // 2) % PROCESSES]
+        if cluster == "cluster-b" and number % 6 == 1:  # its agent keeps inflating
+            requests.put(
+                f"{url}/features/by_client_id", json=inflated, headers=headers[cluster], timeout=60
+            )
+        answer = requests.post(
+            f"{url}/jobs",
+            json={
+                "slurm_job_id": f"r{number}",
+                "username": "user",
+                "lead_host": "node",
+                "bookings": [{"product_feature": names[cluster], "quantity": 1}],
+            },
+            headers=headers[cluster],
+            timeout=60,
+        )
+        statuses.append(answer.status_code)
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        first = list(pool.map(post, range(RESTART_JOBS // 3)))
+        postgres.stop()
+        during = list(pool.map(post, range(RESTART_JOBS // 3, RESTART_JOBS // 2)))
+        postgres.ensure_running()
+        wait_for(lambda: requests.get(f"{api_urls[0]}/health", timeout=10).ok, 60, "recovery")
+        after = list(pool.map(post, range(RESTART_JOBS // 2, RESTART_JOBS)))
+    assert len(first) + len(during) + len(after) == RESTART_JOBS
+
+    assert set(statuses) <= {201, 409, 503}, statuses
+    assert 503 in statuses  # the restart really happened under load
+    with app.app_context():
+        figures = pool_figures(features.values())
+    booked = {figures[feature].booked for feature in features.values()}
+    # One pool, never past what the server has: 10 total, 2 used, whatever cluster-b claims.
+    assert booked == {SERVER_TOTAL - SERVER_USED}
+    assert statuses.count(201) <= SERVER_TOTAL - SERVER_USED

@@ -20,7 +20,7 @@ def count_rows(app, table: str) -> int:
 
 
 def test_create_then_show_with_servers_and_features(client, auth_headers, catalog):
-    headers = auth_headers("license-manager:configuration:create")
+    headers = auth_headers("license-manager:configuration:create", client_id="cluster-client-id")
     created = client.post("/lm/configurations", json=CONFIGURATION, headers=headers)
     assert created.status_code == 201
     config_id = created.json["id"]
@@ -37,7 +37,7 @@ def test_create_then_show_with_servers_and_features(client, auth_headers, catalo
 
     shown = client.get(
         f"/lm/configurations/{config_id}",
-        headers=auth_headers("license-manager:configuration:read"),
+        headers=auth_headers("license-manager:configuration:read", client_id="cluster-client-id"),
     ).json
     assert shown["license_servers"] == [server]
     assert shown["features"] == [feature]

@@ -35,6 +35,7 @@ def test_create_shows_product_and_availability(client, auth_headers, site):
         "used": 0,
         "booked": 0,
         "available": 0,
+        "pool": {"total": None, "used": None, "reserved": 50},
         "reported_at": None,
         "report_status": None,
         "report_interval": None,
@@ -78,11 +79,24 @@ def test_invalid_features_are_refused(client, auth_headers, site, change, field)
 
 
 def test_update_reserved(client, auth_headers, catalog, site):
-    feature = catalog.feature(**site, total=100)
+    catalog.feature(**site)
+    report = [{"product_name": "abaqus", "feature_name": "abaqus", "total": 100, "used": 0}]
+    [feature] = client.put("/lm/features/by_client_id", json=report, headers=auth_headers()).json
     url = f"/lm/features/{feature['id']}"
     updated = client.put(url, json={"reserved": 30}, headers=auth_headers())
     assert updated.status_code == 200
-    assert updated.json == {**feature, "reserved": 30, "available": 70}
+    assert updated.json == {
+        **feature,
+        "reserved": 30,
+        "available": 70,
+        "pool": {"total": 100, "used": 0, "reserved": 30},
+    }
+
+
+def test_a_feature_never_reported_has_nothing_available(client, auth_headers, catalog, site):
+    """`available` is what the booking rule would grant: nothing without a fresh report."""
+    feature = catalog.feature(**site, total=100)
+    assert (feature["available"], feature["pool"]["total"]) == (0, None)
 
 
 def test_update_to_unknown_product_is_refused(client, auth_headers, catalog, site):

@@ -190,10 +190,18 @@ def test_a_body_that_is_not_utf8_is_a_bad_json_400(
     assert_json_error(post_raw(client, "/lm/products", body, auth_headers()), 400)
 
 
-def test_a_ten_megabyte_body_is_refused_as_a_field_error(
+def test_a_ten_megabyte_body_is_refused_before_parsing(
     client: FlaskClient, auth_headers: Callable[..., dict[str, str]]
 ) -> None:
     body = json.dumps({"name": "a" * 10_000_000})
+    response = post_raw(client, "/lm/products", body, auth_headers())
+    assert "LM_MAX_BODY_BYTES" in assert_json_error(response, 413)["message"]
+
+
+def test_a_long_field_within_the_body_limit_is_a_field_error(
+    client: FlaskClient, auth_headers: Callable[..., dict[str, str]]
+) -> None:
+    body = json.dumps({"name": "a" * 100_000})
     response = post_raw(client, "/lm/products", body, auth_headers())
     assert assert_json_error(response, 422)["errors"] == {
         "json": {"name": ["Length must be between 1 and 255."]}

@@ -64,7 +64,8 @@ def test_duplicate_name_is_one_conflict_line(lm_cli: CliRunner):
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == (
-        "lm-cli: error: 409 Conflict: A product named 'abaqus' already exists.\n"
+        "lm-cli: error: 409 Conflict: Product 'abaqus' (id 1) already exists; names are "
+        "compared without case. (existing: id=1, name=abaqus)\n"
     )
 
 

@@ -98,7 +98,10 @@ class Bookings(MethodView):
             .join(Configuration.features)
             .where(Feature.id == feature_id)
         )
-        if feature_cluster is None:
+        # Another cluster's feature is unknown to a cluster's token (its existence must not leak).
+        if feature_cluster is None or not auth.may_access_cluster(
+            auth.current_identity(), feature_cluster
+        ):
             abort_unknown_reference("feature_id", Feature, feature_id)
         if feature_cluster != job.cluster_client_id:
             message = (

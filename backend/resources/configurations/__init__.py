@@ -12,9 +12,15 @@ from backend.extensions import db
 from backend.models import Configuration, Feature
 from backend.resources.blueprint import Blueprint
 from backend.resources.configurations.schemas import ConfigurationSchema, ConfigurationUpdateSchema
-from backend.resources.features import with_booked
+from backend.resources.features import with_pool_figures
 from backend.resources.listing import Listing, paginate
-from backend.resources.persistence import commit_or_abort, get_or_404, update_row
+from backend.resources.ownership import (
+    ensure_may_assign_cluster,
+    get_own_or_404,
+    get_visible_or_404,
+    scope_to_caller,
+)
+from backend.resources.persistence import commit_or_abort, update_row
 
 blp = Blueprint(
     "configurations",
@@ -43,8 +49,10 @@ WITH_CHILDREN = (
 )
 
 
-def _with_booked(configurations: Iterable[Configuration]) -> None:
-    with_booked(feature for configuration in configurations for feature in configuration.features)
+def _with_pool_figures(configurations: Iterable[Configuration]) -> None:
+    with_pool_figures(
+        feature for configuration in configurations for feature in configuration.features
+    )
 
 
 def _refusals(configuration: Configuration) -> dict[str, tuple[int, str]]:
@@ -58,8 +66,8 @@ def _refusals(configuration: Configuration) -> dict[str, tuple[int, str]]:
 
 
 def _load(config_id: int) -> Configuration:
-    configuration = get_or_404(Configuration, config_id, *WITH_CHILDREN)
-    _with_booked([configuration])
+    configuration = get_visible_or_404(Configuration, config_id, *WITH_CHILDREN)
+    _with_pool_figures([configuration])
     return configuration
 
 
@@ -70,10 +78,14 @@ class Configurations(MethodView):
     @blp.response(200, ConfigurationSchema(many=True))
     @blp.paginate()
     def get(self, list_args, pagination_parameters):
-        """List configurations with their license servers and features."""
-        statement = LISTING.apply(select(Configuration).options(*WITH_CHILDREN), list_args)
+        """List configurations with their license servers and features: every cluster's for an
+        admin, otherwise the caller's cluster's."""
+        statement = scope_to_caller(
+            select(Configuration).options(*WITH_CHILDREN), Configuration.cluster_client_id
+        )
+        statement = LISTING.apply(statement, list_args)
         configurations = paginate(statement, pagination_parameters)
-        _with_booked(configurations)
+        _with_pool_figures(configurations)
         return configurations
 
     @auth.require("configuration", "create")
@@ -83,7 +95,9 @@ class Configurations(MethodView):
         409, schema=ErrorSchema, description="The cluster already has a configuration of this name"
     )
     def post(self, configuration_data):
-        """Create a configuration; add its license servers and features afterwards."""
+        """Create a configuration of the caller's cluster (any cluster's for an admin); add its
+        license servers and features afterwards."""
+        ensure_may_assign_cluster(configuration_data["cluster_client_id"])
         configuration = Configuration(**configuration_data)
         db.session.add(configuration)
         commit_or_abort(_refusals(configuration))
@@ -102,7 +116,7 @@ class ConfigurationsOfMyCluster(MethodView):
             .options(*WITH_CHILDREN)
             .order_by(Configuration.id)
         ).all()
-        _with_booked(configurations)
+        _with_pool_figures(configurations)
         return configurations
 
 
@@ -112,7 +126,7 @@ class ConfigurationById(MethodView):
     @blp.response(200, ConfigurationSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="No configuration with this id")
     def get(self, config_id):
-        """Show a configuration with its license servers and features."""
+        """Show a configuration of the caller's cluster (any for an admin)."""
         return _load(config_id)
 
     @auth.require("configuration", "update")
@@ -123,8 +137,11 @@ class ConfigurationById(MethodView):
         409, schema=ErrorSchema, description="The cluster already has a configuration of this name"
     )
     def put(self, configuration_data, config_id):
-        """Change a configuration (only the fields sent)."""
-        configuration = get_or_404(Configuration, config_id)
+        """Change a configuration of the caller's cluster (only the fields sent); only an admin
+        gives it to another cluster."""
+        configuration = get_own_or_404(Configuration, config_id)
+        if "cluster_client_id" in configuration_data:
+            ensure_may_assign_cluster(configuration_data["cluster_client_id"])
         update_row(configuration, configuration_data)
         commit_or_abort(_refusals(configuration))
         return _load(config_id)
@@ -134,5 +151,5 @@ class ConfigurationById(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="No configuration with this id")
     def delete(self, config_id):
         """Delete a configuration with its license servers, features and their bookings."""
-        db.session.delete(get_or_404(Configuration, config_id))
+        db.session.delete(get_own_or_404(Configuration, config_id))
         db.session.commit()

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from backend import auth
-from backend.booking import booked_on_pools
+from backend.booking import PoolFigures, pool_figures
 from backend.extensions import db
 from backend.models import Configuration, Feature, Product
 from backend.resources.blueprint import Blueprint
@@ -18,12 +18,13 @@ from backend.resources.features.schemas import (
     FeatureUpdateSchema,
 )
 from backend.resources.listing import Listing, paginate
-from backend.resources.persistence import (
-    commit_or_abort,
-    get_or_404,
-    require_reference,
-    update_row,
+from backend.resources.ownership import (
+    get_own_or_404,
+    get_visible_or_404,
+    require_own_configuration,
+    scope_to_caller,
 )
+from backend.resources.persistence import commit_or_abort, require_reference, update_row
 from backend.usage import record_usage
 
 blp = Blueprint(
@@ -49,12 +50,15 @@ LISTING = Listing(
 )
 
 
-def with_booked(features: Iterable[Feature]) -> None:
-    """Give each feature its pool's `booked` count for the response (one query for all)."""
+def with_pool_figures(features: Iterable[Feature]) -> None:
+    """Give each feature its pool's figures for the response (one query for all): what the
+    booking rule and the agent's reservation use."""
     features = list(features)
-    booked = booked_on_pools(feature.id for feature in features)
+    figures = pool_figures(feature.id for feature in features)
     for feature in features:
-        feature.booked = booked.get(feature.id, 0)
+        feature.pool = figures.get(feature.id) or PoolFigures(
+            None, None, feature.reserved, 0, False
+        )
 
 
 def _refusals(feature: Feature, product_name: str) -> dict[str, tuple[int, str]]:
@@ -79,10 +83,17 @@ class Features(MethodView):
     @blp.response(200, FeatureSchema(many=True))
     @blp.paginate()
     def get(self, list_args, pagination_parameters):
-        """List features with their product, bookings and availability."""
-        statement = select(Feature).join(Feature.product).options(contains_eager(Feature.product))
+        """List features with their product, bookings and availability: every cluster's for an
+        admin, otherwise the caller's cluster's."""
+        statement = scope_to_caller(
+            select(Feature)
+            .join(Feature.product)
+            .join(Feature.configuration)
+            .options(contains_eager(Feature.product)),
+            Configuration.cluster_client_id,
+        )
         features = paginate(LISTING.apply(statement, list_args), pagination_parameters)
-        with_booked(features)
+        with_pool_figures(features)
         return features
 
     @auth.require("feature", "create")
@@ -92,14 +103,14 @@ class Features(MethodView):
         409, schema=ErrorSchema, description="The configuration already has this product.feature"
     )
     def post(self, feature_data):
-        """Add a feature to a configuration."""
-        require_reference("config_id", Configuration, feature_data["config_id"])
+        """Add a feature to a configuration of the caller's cluster."""
+        require_own_configuration("config_id", feature_data["config_id"])
         product = require_reference("product_id", Product, feature_data["product_id"])
         feature = Feature(**feature_data)
         refusals = _refusals(feature, product.name)
         db.session.add(feature)
         commit_or_abort(refusals)
-        with_booked([feature])
+        with_pool_figures([feature])
         return feature
 
 
@@ -109,9 +120,9 @@ class FeatureById(MethodView):
     @blp.response(200, FeatureSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="No feature with this id")
     def get(self, feature_id):
-        """Show a feature with its product, bookings and availability."""
-        feature = get_or_404(Feature, feature_id, joinedload(Feature.product))
-        with_booked([feature])
+        """Show a feature of the caller's cluster (any for an admin) with its availability."""
+        feature = get_visible_or_404(Feature, feature_id, joinedload(Feature.product))
+        with_pool_figures([feature])
         return feature
 
     @auth.require("feature", "update")
@@ -122,16 +133,17 @@ class FeatureById(MethodView):
         409, schema=ErrorSchema, description="The configuration already has this product.feature"
     )
     def put(self, feature_data, feature_id):
-        """Change a feature (only the fields sent), e.g. its desktop `reserved` count."""
-        feature = get_or_404(Feature, feature_id, joinedload(Feature.product))
+        """Change a feature of the caller's cluster (only the fields sent), e.g. its desktop
+        `reserved` count."""
+        feature = get_own_or_404(Feature, feature_id, joinedload(Feature.product))
         if "config_id" in feature_data:
-            require_reference("config_id", Configuration, feature_data["config_id"])
+            require_own_configuration("config_id", feature_data["config_id"])
         product = feature.product
         if "product_id" in feature_data:
             product = require_reference("product_id", Product, feature_data["product_id"])
         update_row(feature, feature_data)
         commit_or_abort(_refusals(feature, product.name))
-        with_booked([feature])
+        with_pool_figures([feature])
         return feature
 
     @auth.require("feature", "delete")
@@ -139,7 +151,7 @@ class FeatureById(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="No feature with this id")
     def delete(self, feature_id):
         """Delete a feature and the bookings on it."""
-        db.session.delete(get_or_404(Feature, feature_id))
+        db.session.delete(get_own_or_404(Feature, feature_id))
         db.session.commit()
 
 
@@ -161,5 +173,5 @@ class FeaturesOfMyCluster(MethodView):
         nothing is written and the answer names every unknown one.
         """
         features = record_usage(auth.current_identity().client_id, reports)
-        with_booked(features)
+        with_pool_figures(features)
         return features

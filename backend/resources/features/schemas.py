@@ -4,7 +4,6 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from backend.models import Feature
 from backend.resources.fields import (
     MAX_TEXT_LENGTH,
     BoundedInteger,
@@ -22,6 +21,20 @@ class ProductReferenceSchema(Schema):
     name = fields.String()
 
 
+class PoolSchema(Schema):
+    """A pool's figures: from every cluster's fresh reports, conservatively."""
+
+    total = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Lowest total of the pool's fresh reports (null: none fresh)"},
+    )
+    used = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Highest used of the pool's fresh reports (null: none fresh)"},
+    )
+    reserved = fields.Integer(metadata={"description": "Highest `reserved` of the pool"})
+
+
 class FeatureSchema(Schema):
     id = fields.Integer(dump_only=True)
     name = Text(required=True, metadata={"example": "abaqus"})
@@ -32,13 +45,19 @@ class FeatureSchema(Schema):
     total = Count(metadata={"description": "Licenses on the server, as last reported"})
     used = Count(metadata={"description": "Licenses in use on the server, as last reported"})
     booked = fields.Integer(
-        dump_only=True, metadata={"description": "Bookings of every cluster on this pool"}
-    )
-    available = fields.Method(
-        "available_licenses",
+        attribute="pool.booked",
         dump_only=True,
-        metadata={"type": "integer", "description": "max(0, total - used - reserved - booked)"},
+        metadata={"description": "Bookings of every cluster on this pool"},
     )
+    available = fields.Integer(
+        attribute="pool.available",
+        dump_only=True,
+        metadata={
+            "description": "What the booking rule grants now: pool total - used - reserved - "
+            "booked, at least 0; 0 while this feature's own report is not fresh"
+        },
+    )
+    pool = fields.Nested(PoolSchema, dump_only=True)
     reported_at = fields.DateTime(dump_only=True, allow_none=True)
     report_status = fields.String(
         dump_only=True,
@@ -54,8 +73,10 @@ class FeatureSchema(Schema):
         metadata={"description": "Seconds between the reporting agent's cycles, as it stated"},
     )
 
-    def available_licenses(self, feature: Feature) -> int:
-        return max(0, feature.total - feature.used - feature.reserved - feature.booked)
+
+# Entries of one usage report: far more features than any site has, few enough that a report
+# is one quick transaction.
+MAX_REPORT_ENTRIES = 10_000
 
 
 def _name() -> fields.String:
@@ -103,6 +124,14 @@ class FeatureReportSchema(Schema):
         validate=validate.Length(max=MAX_CHECKOUTS),
         metadata={"description": "Who holds the licenses now (kept in the usage history)"},
     )
+
+    @validates_schema(pass_collection=True)
+    def bounded(self, reports: Any, many: bool, **kwargs: Any) -> None:
+        """A report is bounded (MAX_REPORT_ENTRIES): 422 naming the limit."""
+        if many and len(reports) > MAX_REPORT_ENTRIES:
+            raise ValidationError(
+                f"At most {MAX_REPORT_ENTRIES} entries per usage report, got {len(reports)}."
+            )
 
     @validates_schema
     def counts_when_read(self, report: dict[str, Any], **kwargs: Any) -> None:

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
-from backend.extensions import db
+from backend.extensions import DATABASE_RETRY_AFTER, db
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Service health")
 
@@ -25,5 +25,6 @@ class Health(MethodView):
             db.session.execute(text("SELECT 1"))
         except Exception:  # any driver error means the database is not usable
             db.session.rollback()
-            return {"status": "error", "database": "unreachable"}, 503
+            answer = {"status": "error", "database": "unreachable"}
+            return answer, 503, {"Retry-After": str(DATABASE_RETRY_AFTER)}
         return {"status": "ok", "database": "ok"}

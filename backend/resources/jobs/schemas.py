@@ -40,7 +40,7 @@ class JobCreateSchema(Schema):
     bookings = fields.List(
         fields.Nested(BookingRequestSchema),
         load_default=list,
-        validate=validate.Length(max=MAX_BOOKINGS_PER_JOB),
+        validate=validate.Length(max=MAX_BOOKINGS_PER_JOB, error="At most {max} bookings per job."),
         metadata={"description": "Licenses to book now, all or nothing."},
     )
 

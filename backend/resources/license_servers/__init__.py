@@ -10,12 +10,13 @@ from backend.models import Configuration, LicenseServer
 from backend.resources.blueprint import Blueprint
 from backend.resources.license_servers.schemas import LicenseServerSchema, LicenseServerUpdateSchema
 from backend.resources.listing import Listing, paginate
-from backend.resources.persistence import (
-    commit_or_abort,
-    get_or_404,
-    require_reference,
-    update_row,
+from backend.resources.ownership import (
+    get_own_or_404,
+    get_visible_or_404,
+    require_own_configuration,
+    scope_to_caller,
 )
+from backend.resources.persistence import commit_or_abort, update_row
 
 blp = Blueprint(
     "license_servers",
@@ -57,8 +58,12 @@ class LicenseServers(MethodView):
     @blp.response(200, LicenseServerSchema(many=True))
     @blp.paginate()
     def get(self, list_args, pagination_parameters):
-        """List license servers."""
-        return paginate(LISTING.apply(select(LicenseServer), list_args), pagination_parameters)
+        """List license servers: every cluster's for an admin, otherwise the caller's cluster's."""
+        statement = scope_to_caller(
+            select(LicenseServer).join(LicenseServer.configuration),
+            Configuration.cluster_client_id,
+        )
+        return paginate(LISTING.apply(statement, list_args), pagination_parameters)
 
     @auth.require("license-server", "create")
     @blp.arguments(LicenseServerSchema)
@@ -67,8 +72,8 @@ class LicenseServers(MethodView):
         409, schema=ErrorSchema, description="The configuration already has this host:port"
     )
     def post(self, server_data):
-        """Add a license server to a configuration."""
-        require_reference("config_id", Configuration, server_data["config_id"])
+        """Add a license server to a configuration of the caller's cluster."""
+        require_own_configuration("config_id", server_data["config_id"])
         server = LicenseServer(**server_data)
         db.session.add(server)
         commit_or_abort(_refusals(server))
@@ -81,8 +86,8 @@ class LicenseServerById(MethodView):
     @blp.response(200, LicenseServerSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="No license server with this id")
     def get(self, server_id):
-        """Show a license server."""
-        return get_or_404(LicenseServer, server_id)
+        """Show a license server of the caller's cluster (any for an admin)."""
+        return get_visible_or_404(LicenseServer, server_id)
 
     @auth.require("license-server", "update")
     @blp.arguments(LicenseServerUpdateSchema)
@@ -92,10 +97,11 @@ class LicenseServerById(MethodView):
         409, schema=ErrorSchema, description="The configuration already has this host:port"
     )
     def put(self, server_data, server_id):
-        """Change a license server's host, port or configuration (only the fields sent)."""
-        server = get_or_404(LicenseServer, server_id)
+        """Change a license server's host, port or configuration (only the fields sent), within
+        the caller's cluster."""
+        server = get_own_or_404(LicenseServer, server_id)
         if "config_id" in server_data:
-            require_reference("config_id", Configuration, server_data["config_id"])
+            require_own_configuration("config_id", server_data["config_id"])
         update_row(server, server_data)
         commit_or_abort(_refusals(server))
         return server
@@ -105,5 +111,5 @@ class LicenseServerById(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="No license server with this id")
     def delete(self, server_id):
         """Remove a license server."""
-        db.session.delete(get_or_404(LicenseServer, server_id))
+        db.session.delete(get_own_or_404(LicenseServer, server_id))
         db.session.commit()

@@ -1,8 +1,9 @@
 """/lm/products: the licensed products (abaqus, ansys, ...) that features belong to."""
 
 from flask.views import MethodView
+from flask_smorest import abort
 from flask_smorest.error_handler import ErrorSchema
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from backend import auth
 from backend.extensions import db
@@ -19,8 +20,23 @@ blp = Blueprint(
 LISTING = Listing("Product", {"id": Product.id, "name": Product.name}, (Product.name,))
 
 
+def _ensure_name_free(name: str, product_id: int | None = None) -> None:
+    """409 naming the product that already has this name in any case: `ABAQUS` and `abaqus`
+    would split one license server's pool in two."""
+    existing = db.session.scalar(select(Product).where(func.lower(Product.name) == name.lower()))
+    if existing is not None and existing.id != product_id:
+        abort(
+            409,
+            message=f"Product {existing.name!r} (id {existing.id}) already exists; names are "
+            "compared without case.",
+            errors={"existing": {"id": existing.id, "name": existing.name}},
+        )
+
+
 def _duplicate_name(name: str) -> dict[str, tuple[int, str]]:
-    return {"uq_products_name": (409, f"A product named {name!r} already exists.")}
+    """The unique index decides when another request created the name meanwhile."""
+    message = f"A product named {name!r} (in some case) already exists."
+    return {"uq_products_lower_name": (409, message)}
 
 
 @blp.route("")
@@ -36,9 +52,12 @@ class Products(MethodView):
     @auth.require("product", "create")
     @blp.arguments(ProductSchema)
     @blp.response(201, ProductSchema)
-    @blp.alt_response(409, schema=ErrorSchema, description="A product with this name exists")
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="A product with this name (in any case) exists"
+    )
     def post(self, product_data):
-        """Create a product."""
+        """Create a product (names are unique without regard to case)."""
+        _ensure_name_free(product_data["name"])
         product = Product(**product_data)
         db.session.add(product)
         commit_or_abort(_duplicate_name(product.name))
@@ -62,6 +81,8 @@ class ProductById(MethodView):
     def put(self, product_data, product_id):
         """Rename a product."""
         product = get_or_404(Product, product_id)
+        if "name" in product_data:
+            _ensure_name_free(product_data["name"], product.id)
         update_row(product, product_data)
         commit_or_abort(_duplicate_name(product.name))
         return product
