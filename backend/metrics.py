@@ -105,7 +105,9 @@ class DatabaseCollector(Collector):
         rows = db.session.execute(FEATURES_SQL).all()
         ids = [row.id for row in rows]
         booked = booked_on_pools(ids)
-        servers = dict(db.session.execute(POOL_SERVER_SQL, {"feature_ids": ids}).all())
+        servers: dict[int, str] = dict(
+            db.session.execute(POOL_SERVER_SQL, {"feature_ids": ids}).all()
+        )
         gauges = {
             name: GaugeMetricFamily(name, help_text, labels=FEATURE_LABELS)
             for name, help_text in FEATURE_GAUGES.items()

@@ -93,7 +93,7 @@ def licenses_now(cluster: str, wanted: Mapping[int, int]) -> list[LicenseNow]:
         .order_by(Feature.id)
     ).all()
     booked = booking.booked_on_pools(ids)
-    own = dict(
+    own: dict[int, int] = dict(
         db.session.execute(CLUSTER_BOOKED_SQL, {"feature_ids": ids, "cluster": cluster}).all()
     )
     return [
@@ -133,7 +133,7 @@ def explain(cluster: str, slurm_job_id: str) -> dict[str, Any] | None:
         return None
     waiting = refusal is not None and (job is None or refusal.refused_at > job.created_at)
     wanted: dict[int, int] = {}
-    if waiting:
+    if waiting and refusal is not None:
         wanted = {int(feature_id): quantity for feature_id, quantity in refusal.wanted.items()}
     elif job is not None:
         for held in job.bookings:
