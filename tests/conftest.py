@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,10 @@ from lm_common.facts import ADMIN_PERMISSION
 from tests.live_api import LiveApi, client_config
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
-    """A PostgreSQL 15 server of our own (fsync off), stopped and removed after the session."""
-    root = Path(tempfile.mkdtemp(prefix="lm-test-pg-"))
+@contextmanager
+def throwaway_postgres(prefix: str = "lm-test-pg-") -> Iterator[PostgresCluster]:
+    """A PostgreSQL 15 server of our own (fsync off), stopped and removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(root, 0o755)
     cluster = PostgresCluster(datadir=root / "data", port=free_port(), fast=True)
     cluster.ensure_running()
@@ -34,6 +35,13 @@ def postgres() -> Iterator[PostgresCluster]:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """The session's PostgreSQL server."""
+    with throwaway_postgres() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

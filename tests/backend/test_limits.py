@@ -19,9 +19,7 @@ from backend.extensions import db
 from backend.resources.features.schemas import MAX_REPORT_ENTRIES
 from backend.resources.jobs.schemas import MAX_BOOKINGS_PER_JOB
 from backend.settings import Settings
-from devstack.api import ApiServer
-from devstack.processes import free_port
-from tests.backend.conftest import PUBLIC_URL
+from tests.backend.conftest import PUBLIC_URL, api_processes
 
 FEATURES_SQL = [
     "INSERT INTO configurations (name, cluster_client_id, grace_time, type) "
@@ -84,14 +82,10 @@ def test_bookings_beyond_the_limit_are_422_naming_it(client, auth_headers):
 
 
 @pytest.fixture
-def api(app, client, database_url: str, tmp_path: Path) -> Iterator[ApiServer]:
-    environment = {"LM_MAX_BODY_BYTES": "65536", "LM_PUBLIC_URL": PUBLIC_URL}
-    server = ApiServer(tmp_path / "api", database_url, free_port(), extra_env=environment)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def api(app, client, database_url: str, tmp_path: Path) -> Iterator[str]:
+    small = {"LM_MAX_BODY_BYTES": "65536"}
+    with api_processes(database_url, tmp_path, count=1, extra_env=lambda _: small) as [url]:
+        yield url
 
 
 def test_gunicorn_refuses_a_body_over_the_limit_before_reading_it(api, auth_headers):
@@ -104,12 +98,12 @@ def test_gunicorn_refuses_a_body_over_the_limit_before_reading_it(api, auth_head
 
     headers = {"Content-Type": "application/json", **auth_headers()}
     announced = requests.put(
-        f"{api.url}/lm/features/by_client_id", data=b" " * 70_000, headers=headers, timeout=30
+        f"{api}/features/by_client_id", data=b" " * 70_000, headers=headers, timeout=30
     )
     assert announced.status_code == 413
     assert announced.json()["code"] == 413
     assert "LM_MAX_BODY_BYTES" in announced.json()["message"]
     # Chunked (no Content-Length) is refused at once, not cut silently at the limit.
-    streamed = requests.post(f"{api.url}/lm/products", data=chunks(), headers=headers, timeout=60)
+    streamed = requests.post(f"{api}/products", data=chunks(), headers=headers, timeout=60)
     assert streamed.status_code == 411
     assert "Content-Length" in streamed.json()["message"]

@@ -7,8 +7,6 @@ a cluster of the test's own, so stopping it touches no other test.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import requests
 from devstack.api import ApiServer
 from devstack.postgres import PostgresCluster
 from devstack.processes import free_port, wait_for
+from tests.conftest import throwaway_postgres
 
 JOB = {"slurm_job_id": "1", "username": "u", "lead_host": "h"}
 CONFIGURATION = {"name": "c", "cluster_client_id": "agent", "grace_time": 1, "type": "rlm"}
@@ -51,15 +50,8 @@ REQUESTS = [
 
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresCluster]:
-    root = Path(tempfile.mkdtemp(prefix="lm-test-outage-"))
-    root.chmod(0o755)
-    cluster = PostgresCluster(datadir=root / "data", port=free_port(), fast=True)
-    cluster.ensure_running()
-    try:
+    with throwaway_postgres("lm-test-outage-") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -21,9 +21,7 @@ from backend import create_app
 from backend.auth.clients import NewClient, create_client, delete_client
 from backend.extensions import db
 from backend.settings import Settings
-from devstack.api import ApiServer
-from devstack.processes import free_port
-from tests.backend.conftest import PUBLIC_URL
+from tests.backend.conftest import PUBLIC_URL, api_processes
 
 LIMIT = 10  # LM_TOKEN_FAILURE_LIMIT's default
 GRANT = {"grant_type": "client_credentials"}
@@ -162,25 +160,15 @@ def test_a_deleted_clients_tokens_stop_within_the_recheck_time(
 
 
 @pytest.fixture
-def two_apis(app, client, database_url: str, tmp_path: Path) -> Iterator[list[ApiServer]]:
-    environment = {"LM_PUBLIC_URL": PUBLIC_URL}
-    servers = [
-        ApiServer(tmp_path / f"api{n}", database_url, free_port(), extra_env=environment)
-        for n in range(2)
-    ]
-    try:
-        for server in servers:
-            server.start()
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
+def two_apis(app, client, database_url: str, tmp_path: Path) -> Iterator[list[str]]:
+    with api_processes(database_url, tmp_path, count=2) as urls:
+        yield urls
 
 
 def test_the_limit_holds_across_api_processes_and_workers(two_apis, agent):
-    def attempt(server: ApiServer, secret: str) -> requests.Response:
+    def attempt(url: str, secret: str) -> requests.Response:
         return requests.post(
-            f"{server.url}/lm/oauth/token",
+            f"{url}/oauth/token",
             data=GRANT,
             auth=("cluster-a", secret),
             timeout=30,
@@ -188,8 +176,8 @@ def test_the_limit_holds_across_api_processes_and_workers(two_apis, agent):
 
     statuses = [attempt(two_apis[n % 2], "wrong").status_code for n in range(LIMIT)]
     assert statuses == [401] * LIMIT
-    for server in two_apis:
+    for url in two_apis:
         for _ in range(3):  # each worker of each process
-            refused = attempt(server, agent.client_secret)
+            refused = attempt(url, agent.client_secret)
             assert refused.status_code == 429
             assert refused.headers["Retry-After"].isdigit()
