@@ -394,6 +394,8 @@ def usage_reports(
         usage = item.usage
         if usage is not None:
             report.update(total=usage.total, used=usage.used, checkouts=checkouts(usage))
+            if usage.expires is not None:
+                report["expires"] = usage.expires.isoformat()
         elif item.poll.reachable:
             log.warning(
                 "%s: %s (%s): reported unreachable",

@@ -33,6 +33,9 @@ SELECT features.id, configurations.cluster_client_id AS cluster, products.name A
     features.total, features.used, features.reserved, features.report_status,
     EXTRACT(EPOCH FROM now() - features.reported_at) AS report_age,
     features.bookings_granted, features.licenses_granted,
+    EXTRACT(EPOCH FROM CAST(NULLIF(features.license_expires, DATE '9999-12-31') AS timestamp)
+        AT TIME ZONE 'UTC')
+        AS license_expiry,
     latest.reservation, latest.demand, latest.checkouts
 FROM features
 JOIN configurations ON configurations.id = features.config_id
@@ -84,6 +87,8 @@ FEATURE_GAUGES = {
     "lm_feature_reservation": "Licenses the cluster's Slurm reservation held at its last report",
     "lm_feature_demand": "Licenses wanted by the cluster's jobs pending for licenses",
     "lm_feature_report_age_seconds": "Seconds since the feature's last usage report",
+    "lm_feature_license_expiry_timestamp_seconds": "When the license expires (Unix time, the "
+    "date the server printed; absent when it printed none or never expires)",
 }
 METRIC_NAMES: tuple[str, ...] = (
     *FEATURE_GAUGES,
@@ -142,6 +147,7 @@ class DatabaseCollector(Collector):
                 "lm_feature_reservation": row.reservation,
                 "lm_feature_demand": row.demand,
                 "lm_feature_report_age_seconds": row.report_age,
+                "lm_feature_license_expiry_timestamp_seconds": row.license_expiry,
             }
             for name, value in values.items():
                 if value is not None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -146,6 +147,8 @@ class Feature(db.Model):
     licenses_granted: Mapped[int] = mapped_column(
         BigInteger, nullable=False, default=0, server_default="0"
     )
+    # The expiry date the license server last printed for it (9999-12-31: never), if any.
+    license_expires: Mapped[date | None] = mapped_column(Date)
 
     product: Mapped[Product] = relationship(back_populates="features")
     configuration: Mapped[Configuration] = relationship(back_populates="features")

@@ -79,6 +79,8 @@ def record_usage(cluster: str | None, reports: Iterable[Mapping[str, Any]]) -> l
         feature.report_status = report["status"]
         feature.report_interval = report.get("interval")
         feature.reported_at = now
+        if report.get("expires") is not None:  # servers print it only now and then: kept
+            feature.license_expires = report["expires"]
     feature_ids = [feature.id for feature in features]
     history.write_samples(
         features,

@@ -19,11 +19,14 @@ HANDLE), start DATE[, N licenses][, anything]" (no count means one license). The
 terminal, the host again, an X display, nothing, or free text with blanks (Windows); user names
 may hold blanks too, so user and host are found around the display (see _user_and_host).
 Queued users and RESERVATION lines hold nothing a job could release, so they are not checkouts.
+The version line's expiry date is kept (the earliest of the pools of one name); `permanent` and
+FlexLM's `1-jan-0` are kept as date.max (never).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 
 from agent.parsers.usage import Checkout, FeatureUsage, ServerUsage, UsageTable
 
@@ -38,6 +41,8 @@ _CHECKOUT = re.compile(
     r"\s*(?P<who>\S.*?)\s+(?:\(v[^()]*\)\s+)?\([^()]*\),?\s+start\b(?P<rest>.*)$"
 )
 _COUNT = re.compile(r"\b(?P<count>\d+) licenses?\b")
+# The version line under a header: `"abaqus" v62.2, vendor: ABAQUSLM, expiry: 31-dec-2025`.
+_EXPIRY = re.compile(r"\bexpiry:\s*(?P<date>\S+)", re.IGNORECASE)
 _HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _ERROR = re.compile(
     r"^.*(?:error|cannot|can't|not running|is down|license server DOWN).*$",
@@ -52,6 +57,9 @@ def parse(text: str) -> ServerUsage:
     for line in text.split("\n"):
         if line.lstrip().startswith("Users of "):
             current, used_from_checkouts = _feature(table, line.lstrip())
+            continue
+        if current is not None and (expiry := _EXPIRY.search(line)):
+            current.note_expiry(_expiry_date(expiry["date"]))
             continue
         if current is None or "start" not in line:
             continue
@@ -83,6 +91,18 @@ def _feature(table: UsageTable, line: str) -> tuple[FeatureUsage | None, bool]:
     if not _NOT_FLOATING.search(detail) or "error" in detail.lower():
         table.add_error(name, detail)
     return None, False
+
+
+def _expiry_date(text: str) -> date | None:
+    """`31-dec-2025` -> that day; `permanent` and FlexLM's `1-jan-0` -> date.max (never);
+    anything else -> None (not understood: nothing kept)."""
+    word = text.strip().rstrip(",").lower()
+    if word.startswith("permanent") or word.endswith("-0") or word.endswith("-0000"):
+        return date.max
+    try:
+        return datetime.strptime(word, "%d-%b-%Y").date()
+    except ValueError:
+        return None
 
 
 def _number(text: str) -> int:

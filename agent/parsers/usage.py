@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 
 @dataclass
@@ -23,6 +24,14 @@ class FeatureUsage:
     total: int
     used: int
     uses: list[Checkout] = field(default_factory=list)
+    # The earliest expiry date the server printed for the pool: None when it printed none,
+    # date.max when it printed that the license never expires. Left out of comparisons: tests
+    # compare parsers on figures and checkouts.
+    expires: date | None = field(default=None, compare=False)
+
+    def note_expiry(self, day: date | None) -> None:
+        if day is not None and (self.expires is None or day < self.expires):
+            self.expires = day
 
 
 @dataclass

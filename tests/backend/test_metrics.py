@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend import create_app
+from backend.extensions import db
 from backend.metrics import METRIC_NAMES
+from backend.models import Feature
 from backend.settings import Settings
 from tests.backend.conftest import PUBLIC_URL, api_processes
 from tests.backend.pools import add_configuration
@@ -152,3 +155,24 @@ def test_two_api_processes_answer_the_same(auth_headers, busy_pool, two_apis):
         method="GET",
     )
     assert listed == 4
+
+
+def test_the_expiry_date_the_server_printed_is_kept_and_exported(app, client, auth_headers):
+    feature_id = add_configuration(app, "cluster-a", {ABAQUS: {"total": 10}})[ABAQUS]
+    assert (
+        put_report(client, auth_headers, total=10, used=0, expires="2027-03-31").status_code == 200
+    )
+    assert put_report(client, auth_headers, total=10, used=0).status_code == 200  # none printed
+    with app.app_context():
+        assert db.session.get(Feature, feature_id).license_expires == date(2027, 3, 31)
+    scrape = samples(client.get("/lm/metrics", headers=auth_headers(READ_METRICS)).text)
+    expiry = of_feature(scrape, "lm_feature_license_expiry_timestamp_seconds", feature="abaqus")
+    assert expiry == datetime(2027, 3, 31, tzinfo=UTC).timestamp()
+
+    # A license that never expires (9999-12-31) has no expiry to alert on.
+    assert (
+        put_report(client, auth_headers, total=10, used=0, expires="9999-12-31").status_code == 200
+    )
+    scrape = samples(client.get("/lm/metrics", headers=auth_headers(READ_METRICS)).text)
+    assert not [key for key in scrape if key[0] == "lm_feature_license_expiry_timestamp_seconds"]
+    assert put_report(client, auth_headers, total=10, used=0, expires="soon").status_code == 422

@@ -119,6 +119,9 @@ class FeatureReportSchema(Schema):
     demand = Count(
         metadata={"description": "Licenses wanted by the cluster's jobs pending for licenses"}
     )
+    expires = fields.Date(
+        metadata={"description": "Expiry date the server printed (9999-12-31: never expires)"}
+    )
     checkouts = fields.List(
         fields.Nested(CheckoutSchema),
         validate=validate.Length(max=MAX_CHECKOUTS),
