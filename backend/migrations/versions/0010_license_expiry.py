@@ -1,14 +1,14 @@
 """features.license_expires: the expiry date the license server prints (alerts)
 
-Revision ID: 0009_license_expiry
-Revises: 0008_usage_history
+Revision ID: 0010_license_expiry
+Revises: 0009_job_refusals
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_license_expiry"
-down_revision = "0008_usage_history"
+revision = "0010_license_expiry"
+down_revision = "0009_job_refusals"
 branch_labels = None
 depends_on = None
 
