@@ -1,14 +1,14 @@
 """features.license_expires: the expiry date the license server prints (alerts)
 
-Revision ID: 0010_license_expiry
-Revises: 0009_job_refusals
+Revision ID: 0012_license_expiry
+Revises: 0011_token_attempts
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_license_expiry"
-down_revision = "0009_job_refusals"
+revision = "0012_license_expiry"
+down_revision = "0011_token_attempts"
 branch_labels = None
 depends_on = None
 
