@@ -54,13 +54,15 @@ def _decoy_hash() -> str:
     return hash_secret(secrets.token_urlsafe(32))
 
 
-def _readable(value: str | None) -> bool:
+def _readable(value: str) -> bool:
     return bool(value) and "\x00" not in value and len(value) <= MAX_SECRET_LENGTH
 
 
-def authenticate(client_id: str | None, secret: str | None, remote_address: str | None):
+def authenticate(
+    client_id: str | None, secret: str | None, remote_address: str | None
+) -> OAuthClient | None:
     """The stored client these credentials prove, or None; TooManyAttempts past the limit."""
-    if not _readable(client_id) or not _readable(secret):
+    if client_id is None or secret is None or not _readable(client_id) or not _readable(secret):
         return None
     settings = current_app.config["LM_SETTINGS"]
     attempt = take_attempt(

@@ -100,7 +100,9 @@ def _query_client(client_id: str) -> ClientMixin | None:
     return IssuerClient(row) if row else None
 
 
-def _client_auth_method(read_credentials: Callable[[Any], tuple[str | None, str | None]]):
+def _client_auth_method(
+    read_credentials: Callable[[Any], tuple[str | None, str | None]],
+) -> Callable[[Any, Any], IssuerClient | None]:
     """An authlib client authentication method reading credentials with `read_credentials`;
     every failure is authlib's invalid_client (401), unknown client and wrong secret alike."""
 

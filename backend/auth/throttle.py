@@ -17,7 +17,8 @@ import math
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+
+from backend.extensions import AnySession
 
 TAKE_ATTEMPTS_SQL = text(
     """
@@ -62,7 +63,7 @@ def counter_keys(client_id: str, remote_address: str | None) -> tuple[str, ...]:
 
 
 def take_attempt(
-    session: Session, client_id: str, remote_address: str | None, *, limit: int, window: int
+    session: AnySession, client_id: str, remote_address: str | None, *, limit: int, window: int
 ) -> Attempt:
     """Count one attempt for the client id and the address; refused when either is past
     `limit` in its window. Committed at once, so every process sees it."""
@@ -73,7 +74,7 @@ def take_attempt(
     return Attempt(keys, max(over, default=0))
 
 
-def give_back(session: Session, attempt: Attempt) -> None:
+def give_back(session: AnySession, attempt: Attempt) -> None:
     """A request that authenticated does not count as a failure."""
     session.execute(GIVE_BACK_SQL, {"keys": list(attempt.keys)})
     session.commit()

@@ -165,8 +165,8 @@ class TokenVerifier:
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
                 self._verified.clear()
             self._verified[token] = (identity, expires_at)
-        revocable = identity.client_ref is not None and self._client_exists is not None
-        if revocable and not self._client_exists(identity):
+        client_exists = self._client_exists
+        if identity.client_ref is not None and client_exists and not client_exists(identity):
             raise InvalidTokenError("token revoked: its client was deleted")
         return identity
 
