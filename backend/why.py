@@ -47,25 +47,29 @@ def forget(cluster: str, slurm_job_id: str) -> None:
 
 @dataclass(frozen=True)
 class LicenseNow:
-    """One license a job wants, and its pool as the booking rule sees it now."""
+    """One license a job wants, and its pool's figures as the booking rule sees them now
+    (booking.pool_figures: total and used from the pool's fresh reports, None when none is)."""
 
     license: str  # as Slurm names it: product.feature@server_type
     feature_id: int
     wanted: int
-    report_status: str | None
+    report_status: str | None  # of the cluster's own feature, the one the rule books on
     reported_at: datetime | None
-    total: int
-    used: int  # in use on the license server (desktops, other clusters, running jobs)
+    fresh: bool
+    total: int | None
+    used: int | None  # in use on the license server (desktops, other clusters, running jobs)
     reserved: int  # kept for desktops
     booked: int  # bookings of every cluster on the pool
     booked_by_other_clusters: int
-    free: int  # what the rule would grant now if the report is fresh
+    free: int  # what the rule would grant now
 
     def explanation(self) -> str:
         """`abaqus.abaqus@flexlm 6 wanted, 4 free of 10 (3 in use, 2 reserved for desktops)`."""
         head = f"{self.license} {self.wanted} wanted"
         if self.report_status != REPORT_OK:
             return f"{head}, {_report_problem(self.report_status)}"
+        if not self.fresh or self.total is None:
+            return f"{head}, {STALE}"
         own = self.booked - self.booked_by_other_clusters
         parts = [
             (self.used, "in use on the license server"),
@@ -75,6 +79,9 @@ class LicenseNow:
         ]
         detail = ", ".join(f"{count} {what}" for count, what in parts if count)
         return f"{head}, {self.free} free of {self.total}" + (f" ({detail})" if detail else "")
+
+
+STALE = "the license server's last report is too old to book on (the agent has not reported)"
 
 
 def _report_problem(status: str | None) -> str:
@@ -92,7 +99,7 @@ def licenses_now(cluster: str, wanted: Mapping[int, int]) -> list[LicenseNow]:
         .options(selectinload(Feature.product), selectinload(Feature.configuration))
         .order_by(Feature.id)
     ).all()
-    booked = booking.booked_on_pools(ids)
+    pools = booking.pool_figures(ids)
     own: dict[int, int] = dict(
         db.session.execute(CLUSTER_BOOKED_SQL, {"feature_ids": ids, "cluster": cluster}).all()
     )
@@ -103,16 +110,16 @@ def licenses_now(cluster: str, wanted: Mapping[int, int]) -> list[LicenseNow]:
             wanted=wanted[feature.id],
             report_status=feature.report_status,
             reported_at=feature.reported_at,
-            total=feature.total,
-            used=feature.used,
-            reserved=feature.reserved,
-            booked=booked.get(feature.id, 0),
-            booked_by_other_clusters=booked.get(feature.id, 0) - int(own.get(feature.id, 0)),
-            free=max(
-                0, feature.total - feature.used - feature.reserved - booked.get(feature.id, 0)
-            ),
+            fresh=pool.fresh,
+            total=pool.total,
+            used=pool.used,
+            reserved=pool.reserved,
+            booked=pool.booked,
+            booked_by_other_clusters=pool.booked - int(own.get(feature.id, 0)),
+            free=pool.available,
         )
         for feature in features
+        if (pool := pools.get(feature.id)) is not None
     ]
 
 

@@ -24,7 +24,10 @@ def describe(why: dict[str, Any]) -> str:
     """The explanation, each license's pool now, and the last refusal."""
     lines = [f"job {why['slurm_job_id']} of {why['cluster_client_id']}: {why['explanation']}"]
     for license in why["licenses"]:
-        figures = ", ".join(f"{name.replace('_', ' ')} {license[name]}" for name in FIGURES)
+        figures = ", ".join(
+            f"{name.replace('_', ' ')} {'-' if license[name] is None else license[name]}"
+            for name in FIGURES
+        )
         lines.append(f"  {license['license']}: {license['wanted']} wanted; now {figures}")
     refusal = why.get("last_refusal")
     if refusal:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from backend.why import STALE
 from tests.backend.pools import add_configuration, report
 
 ABAQUS = "abaqus.abaqus"
@@ -23,13 +26,29 @@ def why(client, headers, slurm_job_id: str):
 
 @pytest.fixture
 def shared_pool(app, post_job):
-    """10 abaqus tokens: 3 in use on the server, 2 kept for desktops, 1 booked by cluster-b."""
-    features = add_configuration(
-        app, "cluster-a", {ABAQUS: {"total": 10, "used": 3, "reserved": 2}}
-    )
-    add_configuration(app, "cluster-b", {ABAQUS: {"total": 10, "used": 3, "reserved": 2}})
+    """10 abaqus tokens: 3 in use on the server, 2 kept for desktops, 1 booked by cluster-b.
+    Answers each cluster's feature id."""
+    numbers = {"total": 10, "used": 3, "reserved": 2}
+    features = {
+        cluster: add_configuration(app, cluster, {ABAQUS: numbers})[ABAQUS]
+        for cluster in ("cluster-a", "cluster-b")
+    }
     assert post_job({ABAQUS: 1}, "900", cluster="cluster-b").status_code == 201
-    return features[ABAQUS]
+    return features
+
+
+def test_the_figures_are_the_rules_pool_figures(app, client, agent, post_job, shared_pool):
+    """The pool's highest fresh `used`, whichever cluster reported it; stale reports say so."""
+    assert post_job({ABAQUS: 6}, "200").status_code == 409
+    report(app, shared_pool["cluster-b"], used=5)
+
+    [license] = why(client, agent(), "200").json["licenses"]
+    assert (license["used"], license["free"]) == (5, 2)
+
+    report(app, shared_pool["cluster-a"], age=timedelta(hours=1))
+    body = why(client, agent(), "200").json
+    assert body["explanation"] == f"licenses: abaqus.abaqus@flexlm 6 wanted, {STALE}"
+    assert (body["licenses"][0]["fresh"], body["licenses"][0]["free"]) == (False, 0)
 
 
 def test_a_refused_job_is_told_what_it_waits_for(client, agent, post_job, shared_pool):
@@ -47,9 +66,10 @@ def test_a_refused_job_is_told_what_it_waits_for(client, agent, post_job, shared
     [license] = body["licenses"]
     assert {key: license[key] for key in license if key != "reported_at"} == {
         "license": "abaqus.abaqus@flexlm",
-        "feature_id": shared_pool,
+        "feature_id": shared_pool["cluster-a"],
         "wanted": 6,
         "report_status": "ok",
+        "fresh": True,
         "total": 10,
         "used": 3,
         "reserved": 2,
@@ -67,7 +87,7 @@ def test_the_figures_are_the_pools_now_and_the_refusal_the_last(
     app, client, agent, post_job, shared_pool
 ):
     assert post_job({ABAQUS: 6}, "200").status_code == 409
-    report(app, shared_pool, status="unreachable")
+    report(app, shared_pool["cluster-a"], status="unreachable")
     assert post_job({ABAQUS: 5}, "200").status_code == 409
 
     body = why(client, agent(), "200").json

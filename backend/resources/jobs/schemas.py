@@ -74,14 +74,26 @@ class LicenseNowSchema(Schema):
     wanted = fields.Integer()
     report_status = fields.String(allow_none=True)
     reported_at = fields.DateTime(allow_none=True)
-    total = fields.Integer(metadata={"description": "Licenses on the server"})
-    used = fields.Integer(
-        metadata={"description": "In use on the server: desktops, other clusters, running jobs"}
+    fresh = fields.Boolean(
+        metadata={"description": "The cluster's own report is recent enough to book on"}
     )
-    reserved = fields.Integer(metadata={"description": "Kept for desktops"})
+    total = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Lowest total of the pool's fresh reports (null: none fresh)"},
+    )
+    used = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Highest used of the pool's fresh reports (desktops, other "
+            "clusters, running jobs; null: none fresh)"
+        },
+    )
+    reserved = fields.Integer(metadata={"description": "Kept for desktops (the pool's highest)"})
     booked = fields.Integer(metadata={"description": "Bookings of every cluster on the pool"})
     booked_by_other_clusters = fields.Integer()
-    free = fields.Integer(metadata={"description": "max(0, total - used - reserved - booked)"})
+    free = fields.Integer(
+        metadata={"description": "What the booking rule grants now (0 unless fresh)"}
+    )
 
 
 class RefusalSchema(Schema):
