@@ -6,6 +6,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def test_prolog_refuses_and_logs_a_job_whose_pool_was_not_reported_recently(
     assert code == 1
     assert "104" not in jobs_in_api(pool)
     refusal = next(line for line in log.splitlines() if "job 104 refused" in line)
-    assert "abaqus.abaqus: 1 requested, stale: last report 600 s ago" in refusal
+    # The age is measured when the prolog runs: a loaded machine may add a second or two.
+    assert re.search(r"abaqus\.abaqus: 1 requested, stale: last report 6\d\d s ago", refusal)
 
 
 @pytest.mark.parametrize(("policy", "exit_code"), [("requeue", 1), ("allow", 0)])
