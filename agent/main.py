@@ -201,5 +201,5 @@ def _parse(options: argparse.Namespace) -> int:
     for warning in usage.warnings:
         print(f"lm-agent parse: inconsistent figures: {warning}", file=sys.stderr)
     features = {name: asdict(feature) for name, feature in usage.features.items()}
-    print(json.dumps({"features": features}))
+    print(json.dumps({"features": features}, default=str))  # a license's expiry date: ISO text
     return 0

@@ -32,6 +32,7 @@ def as_printed(expected: dict) -> dict:
                 {"username": user, "lead_host": host, "count": count}
                 for user, host, count in usage["uses"]
             ],
+            "expires": usage.get("expires"),
         }
         for name, usage in expected.items()
     }
